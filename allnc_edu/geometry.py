@@ -155,7 +155,9 @@ def project_to_3d(*arrays: ArrayLike, tol: float = 1e-9) -> Projection3D:
     if stacked.shape[1] < 3:
         mats = [torch.nn.functional.pad(m, (0, 3 - m.shape[1])) for m in mats]
         stacked = torch.cat(mats)
-    _, s, vh = torch.linalg.svd(stacked, full_matrices=False)
+    # zero rows up to 3 so that fewer than 3 vectors still give 3 basis directions
+    padded = torch.nn.functional.pad(stacked, (0, 0, 0, max(0, 3 - stacked.shape[0])))
+    _, s, vh = torch.linalg.svd(padded, full_matrices=False)
     basis = vh[:3].T.clone()
     signs = torch.sign(basis[basis.abs().argmax(dim=0), torch.arange(3)])
     basis = basis * torch.where(signs == 0, torch.ones_like(signs), signs)
