@@ -11,7 +11,9 @@ from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
-RUNTIME = {Requirement(r).name.lower(): Requirement(r) for r in PYPROJECT["project"]["dependencies"]}
+RUNTIME = {
+    Requirement(r).name.lower(): Requirement(r) for r in PYPROJECT["project"]["dependencies"]
+}
 
 
 def _names_and_specs(lines: list[str]) -> dict[str, str]:
