@@ -1,0 +1,241 @@
+"""AllNC: all-around neural collapse for imbalanced classification, as one trainable model.
+
+A documented reconstruction of Zhang et al., arXiv 2408.07253, following ``allnc-method.md``;
+not the authors' code. Parts marked (R) are reconstructions; each is an ``AllNCConfig`` field.
+
+Total loss of one step, with t/T = ``progress``:
+
+    L = alpha(t) L_conv + (1 - alpha(t)) L_rebal + lambda_h L_HyCon + lambda_p L_P2P
+
+- GBBN (R): a shared backbone and two linear heads. Conventional head W_c: CE on the usual
+  (instance-balanced) batch, driving feature learning. Re-balancing head W_r: CE (or
+  logit-adjusted CE) on a class-balanced batch (sampling weights proportional to n_k^-q),
+  driving classifier learning. alpha(t) = 1 - (t/T)^gamma moves the weight from the first to
+  the second (gamma = 2 is BBN's parabola). Inference uses W_r (or the average of both heads).
+  GBBN off: a single head trained with CE on the usual batches.
+- HyCon (R), for NC1: ``losses.hycon_loss`` on projections g(z) of all samples of the step,
+  with prototypes from a class-mean bank (of g(z); the feature bank when g is the identity).
+- P2P (R), for NC2 + NC3: ``losses.p2p_loss`` between the class means (bank mixed with the
+  batch, with gradient) and the inference head W_r (the single head when GBBN is off).
+- Class-mean bank: an EMA of per-class feature means, updated after the loss of every step.
+
+Both batches of a GBBN step go through the backbone as one concatenated batch (one forward
+pass; BatchNorm sees both), and HyCon, P2P and the bank use the samples of both.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._checks import ArrayLike, as_counts
+from .losses import HYCON_WEIGHTINGS, P2P_MODES, ClassMeanBank, hycon_loss, log_prior, p2p_loss
+from .models import LinearHead, Method, ModelOutput
+
+REBALANCE_LOSSES = ("ce", "la")
+INFERENCE_HEADS = ("rebalancing", "average")
+PROJECTIONS = ("mlp", "identity")
+
+
+def gbbn_alpha(progress: float, gamma: float = 2.0) -> float:
+    """GBBN's cumulative weight alpha = 1 - progress^gamma (R).
+
+    Runs from 1 (start: all weight on the conventional branch) to 0 (end: all on the
+    re-balancing branch). gamma = 2 is BBN's parabolic schedule 1 - (t/T)^2; gamma > 2 keeps
+    feature learning longer, gamma < 2 switches to classifier learning sooner.
+
+    Args:
+        progress: t/T in [0, 1], the fraction of training done (per step or per epoch).
+        gamma: exponent > 0.
+    """
+    progress, gamma = float(progress), float(gamma)
+    if not (math.isfinite(progress) and 0.0 <= progress <= 1.0):
+        raise ValueError(f"progress must be in [0, 1], got {progress}")
+    if not (math.isfinite(gamma) and gamma > 0):
+        raise ValueError(f"gamma must be a finite number > 0, got {gamma}")
+    return 1.0 - progress**gamma
+
+
+@dataclass(frozen=True)
+class AllNCConfig:
+    """AllNC's switches and hyper-parameters, with the defaults of ``allnc-method.md``.
+
+    Attributes:
+        hycon, p2p, gbbn: component switches (all on = AllNC; off ones give the ablations).
+        lambda_h, lambda_p: weights of HyCon and P2P (1, 1).
+        tau: HyCon temperature (0.1).
+        gamma: GBBN exponent, alpha = 1 - (t/T)^gamma (2 = BBN).
+        q: class-balanced sampling weights proportional to n_k^-q (1).
+        p2p_mode: "cross" (default), "separate" or "both" (R).
+        bank_momentum: m of the class-mean bank EMA and of P2P's bank/batch mix (0.9).
+        rebalance_loss: loss of the re-balancing branch, "ce" (default) or "la" (R).
+        la_tau: logit-adjustment tau when ``rebalance_loss="la"`` (1).
+        inference: "rebalancing" (W_r, default) or "average" (mean of both heads' logits) (R).
+        hycon_weighting: "balanced" (each class equal, default) or "mean" (R).
+        projection: HyCon's head g, "mlp" (Linear-ReLU-Linear, default) or "identity" (R).
+        projection_dim: output width of the "mlp" projection (128).
+    """
+
+    hycon: bool = True
+    p2p: bool = True
+    gbbn: bool = True
+    lambda_h: float = 1.0
+    lambda_p: float = 1.0
+    tau: float = 0.1
+    gamma: float = 2.0
+    q: float = 1.0
+    p2p_mode: str = "cross"
+    bank_momentum: float = 0.9
+    rebalance_loss: str = "ce"
+    la_tau: float = 1.0
+    inference: str = "rebalancing"
+    hycon_weighting: str = "balanced"
+    projection: str = "mlp"
+    projection_dim: int = 128
+
+    def __post_init__(self) -> None:
+        choices = {
+            "p2p_mode": P2P_MODES,
+            "rebalance_loss": REBALANCE_LOSSES,
+            "inference": INFERENCE_HEADS,
+            "hycon_weighting": HYCON_WEIGHTINGS,
+            "projection": PROJECTIONS,
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        for name in ("lambda_h", "lambda_p", "q", "la_tau"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("tau", "gamma"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not 0.0 <= self.bank_momentum < 1.0:
+            raise ValueError(f"bank_momentum must be in [0, 1), got {self.bank_momentum}")
+        if self.projection_dim < 1:
+            raise ValueError(f"projection_dim must be >= 1, got {self.projection_dim}")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class AllNC(Method):
+    """The AllNC model and objective on a given backbone (see the module docstring).
+
+    Attributes:
+        backbone: features (B, d), with ``feature_dim`` = d.
+        head: W_r, the re-balancing head used at inference and by P2P (the single head when
+            GBBN is off).
+        conv_head: W_c, the conventional head (None when GBBN is off).
+        projection: HyCon's g (``nn.Identity`` or a small MLP).
+        bank: class-mean bank of features; ``proj_bank``: of projections (None unless g is an
+            MLP and HyCon is on).
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        num_classes: int,
+        class_counts: ArrayLike,
+        config: AllNCConfig | None = None,
+    ) -> None:
+        super().__init__()
+        counts = as_counts(class_counts, "class_counts")
+        if counts.numel() != num_classes:
+            raise ValueError(f"class_counts has {counts.numel()} entries, expected {num_classes}")
+        cfg = config or AllNCConfig()
+        d = int(backbone.feature_dim)
+        self.config, self.num_classes = cfg, int(num_classes)
+        self.backbone = backbone
+        self.head = LinearHead(d, num_classes)
+        self.conv_head = LinearHead(d, num_classes) if cfg.gbbn else None
+        self.projection: nn.Module = nn.Identity()
+        if cfg.projection == "mlp":
+            self.projection = nn.Sequential(
+                nn.Linear(d, d), nn.ReLU(inplace=True), nn.Linear(d, cfg.projection_dim)
+            )
+        self.bank = ClassMeanBank(num_classes, d, cfg.bank_momentum)
+        self.proj_bank = None
+        if cfg.hycon and cfg.projection == "mlp":
+            self.proj_bank = ClassMeanBank(num_classes, cfg.projection_dim, cfg.bank_momentum)
+        self.register_buffer("log_prior", log_prior(counts))
+        self.needs_balanced_batch = cfg.gbbn
+        self.balanced_q = cfg.q
+
+    def _logits(self, features: torch.Tensor) -> torch.Tensor:
+        logits = self.head(features)
+        if self.conv_head is not None and self.config.inference == "average":
+            logits = 0.5 * (logits + self.conv_head(features))
+        return logits
+
+    def forward(self, x: torch.Tensor) -> ModelOutput:
+        features = self.backbone(x)
+        return ModelOutput(features, self._logits(features))
+
+    def loss(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        progress: float,
+        epoch: int,
+        balanced_batch: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """One step's total loss and its parts (floats: loss, conv, rebal, hycon, p2p, alpha)."""
+        cfg = self.config
+        parts: dict[str, torch.Tensor] = {}
+        if self.conv_head is not None:
+            if balanced_batch is None:
+                raise ValueError("AllNC with GBBN needs balanced_batch=(x, y), class-balanced")
+            alpha = gbbn_alpha(progress, cfg.gamma)
+            xb, yb = balanced_batch
+            n = x.shape[0]
+            features = self.backbone(torch.cat([x, xb]))
+            targets = torch.cat([y, yb])
+            rebal_logits = self.head(features[n:])
+            if cfg.rebalance_loss == "la":
+                rebal_logits = rebal_logits.float() + cfg.la_tau * self.log_prior
+            parts["conv"] = F.cross_entropy(self.conv_head(features[:n]), y)
+            parts["rebal"] = F.cross_entropy(rebal_logits, yb)
+            total = alpha * parts["conv"] + (1.0 - alpha) * parts["rebal"]
+            parts["alpha"] = torch.tensor(alpha, device=total.device)
+        else:
+            gbbn_alpha(progress)  # validates progress the same way with or without GBBN
+            features, targets = self.backbone(x), y
+            parts["conv"] = F.cross_entropy(self.head(features), y)
+            total = parts["conv"]
+        projections = None
+        if cfg.hycon:
+            projections = self.projection(features)
+            prototypes, seen = (self.proj_bank or self.bank).prototypes()
+            parts["hycon"] = hycon_loss(
+                projections, targets, prototypes, seen, cfg.tau, cfg.hycon_weighting
+            )
+            total = total + cfg.lambda_h * parts["hycon"]
+        if cfg.p2p:
+            means, valid = self.bank.p2p_means(features, targets)
+            parts["p2p"] = p2p_loss(means, self.head.weight, cfg.p2p_mode, valid)
+            total = total + cfg.lambda_p * parts["p2p"]
+        self.bank.update(features, targets)
+        if self.proj_bank is not None and projections is not None:
+            self.proj_bank.update(projections, targets)
+        values = torch.stack(
+            [total.detach().float(), *(v.detach().float() for v in parts.values())]
+        )
+        return total, dict(zip(["loss", *parts], values.tolist(), strict=True))
+
+    def classifier(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The inference head (W (K, d), b (K,)); with ``inference="average"`` the mean head."""
+        weight, bias = self.head.weight.detach(), self.head.bias.detach()
+        if self.conv_head is not None and self.config.inference == "average":
+            weight = 0.5 * (weight + self.conv_head.weight.detach())
+            bias = 0.5 * (bias + self.conv_head.bias.detach())
+        return weight, bias
+
+    def class_means(self) -> torch.Tensor:
+        """The class-mean bank, (K, d); rows of classes not seen yet are NaN."""
+        return self.bank.snapshot()
