@@ -1,0 +1,469 @@
+"""Long-tailed data: class counts, deterministic subsets, MNIST-1D, synthetic Gaussians, CIFAR-LT.
+
+Every loader returns a :class:`LongTailDataset` of float32, normalised tensors: MNIST-1D as
+(N, 1, 40), CIFAR images as (N, 3, 32, 32), Gaussians as (N, d). Training sets are long-tailed
+(counts from :func:`long_tail_counts`); test sets stay balanced. Nothing downloads unless asked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import pickle
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ._checks import ArrayLike, as_counts, check_num_classes
+from .geometry import simplex_etf
+
+PROFILES = ("exp", "step")
+DATASETS = ("mnist1d", "gaussian", "cifar10-lt", "cifar100-lt")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+@dataclass
+class LongTailDataset:
+    """A long-tailed training set and a balanced test set, as float32 normalised tensors.
+
+    ``train_x`` is (N, *input_shape), ``train_y`` (N,) int64 with ``counts[k]`` samples of
+    class k; ``test_x`` / ``test_y`` likewise for the test set. ``mean`` / ``std`` are the
+    per-channel statistics used for normalisation (None when the data came normalised).
+    """
+
+    name: str
+    train_x: torch.Tensor = dataclasses.field(repr=False)
+    train_y: torch.Tensor = dataclasses.field(repr=False)
+    test_x: torch.Tensor = dataclasses.field(repr=False)
+    test_y: torch.Tensor = dataclasses.field(repr=False)
+    counts: list[int]
+    num_classes: int
+    class_names: list[str]
+    input_shape: tuple[int, ...]
+    imbalance_ratio: float
+    profile: str
+    mean: list[float] | None = None
+    std: list[float] | None = None
+
+
+def long_tail_counts(
+    n_max: int, num_classes: int, imbalance_ratio: float, profile: str = "exp"
+) -> list[int]:
+    """Per-class training counts of a long-tailed profile, head class first.
+
+    ``"exp"``: n_k = int(n_max * IR^(-k/(K-1))), k = 0..K-1 (truncation, as in the long-tail
+    literature: CIFAR-10-LT at IR 100 has 12406 images, CIFAR-100-LT 10847). ``"step"``: the
+    first floor(K/2) classes get n_max, the rest int(n_max / IR).
+    """
+    k = check_num_classes(num_classes)
+    if int(n_max) != n_max or n_max < 1:
+        raise ValueError(f"n_max must be an integer >= 1, got {n_max!r}")
+    if not math.isfinite(imbalance_ratio) or imbalance_ratio < 1:
+        raise ValueError(f"imbalance_ratio must be a finite number >= 1, got {imbalance_ratio!r}")
+    n_max = int(n_max)
+    if profile == "exp":
+        counts = [int(n_max * imbalance_ratio ** (-i / (k - 1))) for i in range(k)]
+    elif profile == "step":
+        counts = [n_max] * (k // 2) + [int(n_max / imbalance_ratio)] * (k - k // 2)
+    else:
+        raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
+    if counts[-1] < 1:
+        raise ValueError(
+            f"n_max={n_max} with imbalance_ratio={imbalance_ratio} leaves the smallest class "
+            "empty; raise n_max or lower imbalance_ratio"
+        )
+    return counts
+
+
+def long_tail_subset(labels: ArrayLike, counts: Sequence[int], seed: int = 0) -> torch.Tensor:
+    """Indices (sorted, int64) that keep ``counts[k]`` samples of each class k.
+
+    Within each class the samples are a seeded random choice without replacement, so the same
+    labels, counts and seed always give the same subset. Labels must lie in [0, len(counts)).
+    """
+    y = torch.as_tensor(np.asarray(labels)).long()
+    want = as_counts(counts)
+    if y.ndim != 1:
+        raise ValueError(f"labels must be 1-D, got shape {tuple(y.shape)}")
+    if y.numel() and (y.min() < 0 or y.max() >= len(want)):
+        raise ValueError(f"labels must lie in [0, {len(want)}) for {len(want)} class counts")
+    have = torch.bincount(y, minlength=len(want))
+    short = [(k, int(have[k]), int(n)) for k, n in enumerate(want) if have[k] < n]
+    if short:
+        k, h, n = short[0]
+        raise ValueError(f"class {k} has {h} samples but {n} were requested ({len(short)} short)")
+    gen = torch.Generator().manual_seed(int(seed))
+    picked = []
+    for k, n in enumerate(want.tolist()):
+        members = torch.nonzero(y == k).flatten()
+        picked.append(members[torch.randperm(len(members), generator=gen)[:n]])
+    return torch.cat(picked).sort().values
+
+
+def shot_groups(counts: ArrayLike) -> dict[str, list[int]]:
+    """Class indices by training count: "many" (> 100), "medium" (20..100), "few" (< 20)."""
+    c = as_counts(counts).tolist()
+    return {
+        "many": [k for k, n in enumerate(c) if n > 100],
+        "medium": [k for k, n in enumerate(c) if 20 <= n <= 100],
+        "few": [k for k, n in enumerate(c) if n < 20],
+    }
+
+
+def minority_classes(counts: ArrayLike) -> list[int]:
+    """The K - K//2 classes with the fewest samples, sorted; on ties a larger index is smaller.
+
+    For exp/step profiles and for balanced counts this is the last K - K//2 classes.
+    """
+    c = as_counts(counts).tolist()
+    k = len(c)
+    order = sorted(range(k), key=lambda i: (c[i], -i))
+    return sorted(order[: k - k // 2])
+
+
+# ----------------------------------------------------------------------------- MNIST-1D
+
+
+def _generate_mnist1d(num_samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """All ``num_samples`` MNIST-1D signals (float32 (N, 40)) and labels, generated locally."""
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    args.num_samples = num_samples
+    args.seed = seed
+    args.train_split = 1.0
+    # make_dataset reseeds the global `random` and NumPy generators; leave them as they were.
+    py_state, np_state = random.getstate(), np.random.get_state()  # noqa: NPY002
+    try:
+        data = make_dataset(args)
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)  # noqa: NPY002
+    return data["x"].astype(np.float32), data["y"].astype(np.int64)
+
+
+def load_mnist1d(
+    num_samples: int = 6000,
+    *,
+    test_per_class: int = 100,
+    seed: int = 0,
+    cache_dir: str | os.PathLike | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """MNIST-1D generated offline with ``mnist1d.data.make_dataset`` (never downloaded).
+
+    Generates ``num_samples // 10`` signals per digit (standardised to zero mean and unit
+    variance by ``make_dataset``) and splits every class into ``test_per_class`` test signals
+    and the rest for training. Takes about 2 s per 6000 signals; with ``cache_dir`` the result
+    is stored there as .npz and reused.
+
+    Returns:
+        train_x (N, 1, 40) float32, train_y (N,) int64, test_x (10*test_per_class, 1, 40),
+        test_y; both splits balanced, ordered by class.
+    """
+    per_class = int(num_samples) // 10
+    if int(test_per_class) != test_per_class or not 1 <= test_per_class < per_class:
+        raise ValueError(
+            f"test_per_class must be an integer in [1, {per_class}) for num_samples="
+            f"{num_samples} ({per_class} per class), got {test_per_class!r}"
+        )
+    path = Path(cache_dir) / f"mnist1d_{per_class * 10}_seed{seed}.npz" if cache_dir else None
+    if path is not None and path.exists():
+        with np.load(path) as f:
+            xs, ys = f["x"], f["y"]
+    else:
+        xs, ys = _generate_mnist1d(per_class * 10, seed)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp.npz")
+            np.savez(tmp, x=xs, y=ys)
+            os.replace(tmp, path)
+    order = np.argsort(ys, kind="stable")
+    x = torch.from_numpy(xs[order]).reshape(10, per_class, 1, xs.shape[-1])
+    y = torch.from_numpy(ys[order]).reshape(10, per_class)
+    t = int(test_per_class)
+    return (
+        x[:, t:].reshape(-1, 1, xs.shape[-1]),
+        y[:, t:].reshape(-1),
+        x[:, :t].reshape(-1, 1, xs.shape[-1]),
+        y[:, :t].reshape(-1),
+    )
+
+
+def load_mnist1d_lt(
+    imbalance_ratio: float = 100.0,
+    profile: str = "exp",
+    *,
+    n_max: int = 500,
+    test_per_class: int = 100,
+    seed: int = 0,
+    cache_dir: str | os.PathLike | None = None,
+) -> LongTailDataset:
+    """Long-tailed MNIST-1D: ``long_tail_counts(n_max, 10, imbalance_ratio, profile)`` training
+    signals per digit, a balanced test set of ``test_per_class`` per digit."""
+    counts = long_tail_counts(n_max, 10, imbalance_ratio, profile)
+    x, y, tx, ty = load_mnist1d(
+        10 * (n_max + test_per_class), test_per_class=test_per_class, seed=seed, cache_dir=cache_dir
+    )
+    idx = long_tail_subset(y, counts, seed=seed)
+    return LongTailDataset(
+        name="mnist1d",
+        train_x=x[idx],
+        train_y=y[idx],
+        test_x=tx,
+        test_y=ty,
+        counts=counts,
+        num_classes=10,
+        class_names=[str(d) for d in range(10)],
+        input_shape=(1, 40),
+        imbalance_ratio=float(imbalance_ratio),
+        profile=profile,
+    )
+
+
+# ----------------------------------------------------------------------------- Gaussians
+
+
+def make_gaussian_classes(
+    counts: Sequence[int],
+    *,
+    dim: int | None = None,
+    test_per_class: int = 100,
+    separation: float = 3.0,
+    noise: float = 1.0,
+    seed: int = 0,
+) -> LongTailDataset:
+    """K isotropic Gaussian classes centred on a simplex ETF of radius ``separation``.
+
+    Class k has ``counts[k]`` training points and ``test_per_class`` test points, drawn as
+    ``separation * e_k + noise * N(0, I_d)`` with e_k the rows of ``simplex_etf(K, d)``
+    (d defaults to K; d >= K-1). Instant; ``input_shape`` is (d,).
+    """
+    c = as_counts(counts)
+    k = len(c)
+    d = k if dim is None else int(dim)
+    if test_per_class < 1 or separation < 0 or noise <= 0:
+        raise ValueError(
+            "need test_per_class >= 1, separation >= 0 and noise > 0, got "
+            f"{test_per_class!r}, {separation!r}, {noise!r}"
+        )
+    centres = separation * simplex_etf(k, d, seed=seed).float()
+    gen = torch.Generator().manual_seed(int(seed))
+
+    def draw(per_class: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y = torch.repeat_interleave(torch.arange(k), per_class)
+        return centres[y] + noise * torch.randn(len(y), d, generator=gen), y
+
+    x, y = draw(c)
+    tx, ty = draw(torch.full((k,), int(test_per_class)))
+    return LongTailDataset(
+        name="gaussian",
+        train_x=x,
+        train_y=y,
+        test_x=tx,
+        test_y=ty,
+        counts=c.tolist(),
+        num_classes=k,
+        class_names=[f"class {i}" for i in range(k)],
+        input_shape=(d,),
+        imbalance_ratio=float(c.max() / c.min()),
+        profile="custom",
+    )
+
+
+# ----------------------------------------------------------------------------- CIFAR-LT
+
+
+def _read_cifar_archive(root: Path, num_classes: int):
+    """Read torchvision's extracted CIFAR pickles (``cifar-10-batches-py`` or
+    ``cifar-100-python``) under ``root``: uint8 (N, 3, 32, 32) train/test arrays, labels, names.
+
+    File names and keys come from torchvision's CIFAR10/CIFAR100 classes. Returns None when the
+    folder is absent. Checksums are verified by torchvision when it downloads.
+    """
+    from torchvision.datasets import CIFAR10, CIFAR100
+
+    cls = CIFAR10 if num_classes == 10 else CIFAR100
+    folder = root / cls.base_folder
+    if not folder.is_dir():
+        return None
+
+    def read(file_list):
+        data, labels = [], []
+        for file_name, _md5 in file_list:
+            with open(folder / file_name, "rb") as f:
+                entry = pickle.load(f, encoding="latin1")
+            data.append(entry["data"])
+            labels.extend(entry["labels"] if "labels" in entry else entry["fine_labels"])
+        return np.concatenate(data).reshape(-1, 3, 32, 32), np.asarray(labels, dtype=np.int64)
+
+    with open(folder / cls.meta["filename"], "rb") as f:
+        names = list(pickle.load(f, encoding="latin1")[cls.meta["key"]])
+    return *read(cls.train_list), *read(cls.test_list), names
+
+
+class _ImageFiles:
+    """Image files decoded on indexing: ``files[idx]`` -> uint8 (len(idx), 3, H, W)."""
+
+    def __init__(self, files: list[Path]) -> None:
+        self.files = files
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, idx: np.ndarray) -> np.ndarray:
+        from PIL import Image
+
+        images = [np.asarray(Image.open(self.files[i]).convert("RGB")) for i in idx]
+        return np.stack(images).transpose(0, 3, 1, 2)
+
+
+def _read_image_folder(root: Path):
+    """Index a CIFAR-10 image-folder copy, ``root/{train,test}/<class>/*.jpg`` (also under
+    ``root/cifar10-jpeg``), classes in sorted order; images are decoded only when selected.
+    Returns None when absent."""
+    for base in (root, root / "cifar10-jpeg"):
+        if (base / "train").is_dir() and (base / "test").is_dir():
+            break
+    else:
+        return None
+    names = sorted(p.name for p in (base / "train").iterdir() if p.is_dir())
+
+    def index(split: str) -> tuple[_ImageFiles, np.ndarray]:
+        files, labels = [], []
+        for k, name in enumerate(names):
+            found = sorted(
+                p for p in (base / split / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
+            )
+            files += found
+            labels += [k] * len(found)
+        if not files:
+            raise ValueError(f"no {'/'.join(IMAGE_SUFFIXES)} images under {base / split}")
+        return _ImageFiles(files), np.asarray(labels, dtype=np.int64)
+
+    (x, y), (tx, ty) = index("train"), index("test")
+    return x, y, tx[np.arange(len(tx))], ty, names
+
+
+def _channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
+    """Exact per-channel mean and population std of uint8 (N, C, H, W) images, in [0, 1] units,
+    from 256-bin histograms (no float copy of the whole array)."""
+    values = np.arange(256, dtype=np.float64) / 255.0
+    means, stds = [], []
+    for c in range(images.shape[1]):
+        hist = np.bincount(images[:, c].ravel(), minlength=256).astype(np.float64)
+        p = hist / hist.sum()
+        mean = float(p @ values)
+        means.append(mean)
+        stds.append(math.sqrt(max(float(p @ (values - mean) ** 2), 0.0)))
+    return means, stds
+
+
+def _normalise(images: np.ndarray, mean: list[float], std: list[float]) -> torch.Tensor:
+    """uint8 (N, C, H, W) -> float32 tensor, (x/255 - mean) / std per channel, in one pass."""
+    x = torch.from_numpy(np.ascontiguousarray(images)).float().div_(255.0)
+    m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+    return x.sub_(m).div_(s)
+
+
+def load_cifar_lt(
+    root: str | os.PathLike | None,
+    num_classes: int = 10,
+    imbalance_ratio: float = 100.0,
+    profile: str = "exp",
+    download: bool = False,
+    seed: int = 0,
+    n_max: int | None = None,
+) -> LongTailDataset:
+    """CIFAR-10-LT / CIFAR-100-LT as in the long-tail literature (LDAM-DRW, GLMC).
+
+    Reads torchvision's extracted archive under ``root`` (downloading it there through
+    ``torchvision.datasets.CIFAR10/100`` only when ``download=True``); for CIFAR-10 an
+    image-folder copy ``root/{train,test}/<class>/*.jpg`` is accepted too. The training set is
+    a seeded subset with ``long_tail_counts(n_max, K, imbalance_ratio, profile)`` images per
+    class (n_max defaults to 5000 for CIFAR-10, 500 for CIFAR-100); the test set is the full
+    balanced one. Images are normalised per channel with the mean and std of the long-tailed
+    training subset and returned as float32 (N, 3, 32, 32).
+    """
+    if num_classes not in (10, 100):
+        raise ValueError(f"num_classes must be 10 or 100, got {num_classes!r}")
+    n_max = (5000 if num_classes == 10 else 500) if n_max is None else n_max
+    counts = long_tail_counts(n_max, num_classes, imbalance_ratio, profile)
+    if root is None:
+        raise ValueError(f"CIFAR-{num_classes} needs a data root: pass root=DIR (a folder)")
+    root = Path(root).expanduser()
+    if download:
+        from torchvision.datasets import CIFAR10, CIFAR100
+
+        (CIFAR10 if num_classes == 10 else CIFAR100)(str(root), train=False, download=True)
+    found = _read_cifar_archive(root, num_classes)
+    if found is None and num_classes == 10:
+        found = _read_image_folder(root)
+    if found is None:
+        raise ValueError(
+            f"CIFAR-{num_classes} not found under {str(root)!r}; pass download=True (CLI: "
+            "--download) to fetch it there with torchvision, or point root at an existing copy"
+        )
+    x, y, tx, ty, names = found
+    if len(names) != num_classes:
+        raise ValueError(f"expected {num_classes} classes under {str(root)!r}, found {len(names)}")
+    idx = long_tail_subset(y, counts, seed=seed).numpy()
+    train = x[idx]
+    mean, std = _channel_stats(train)
+    return LongTailDataset(
+        name=f"cifar{num_classes}-lt",
+        train_x=_normalise(train, mean, std),
+        train_y=torch.from_numpy(y[idx]),
+        test_x=_normalise(tx, mean, std),
+        test_y=torch.from_numpy(ty),
+        counts=counts,
+        num_classes=num_classes,
+        class_names=names,
+        input_shape=(3, 32, 32),
+        imbalance_ratio=float(imbalance_ratio),
+        profile=profile,
+        mean=mean,
+        std=std,
+    )
+
+
+# ----------------------------------------------------------------------------- dispatcher
+
+
+def load_dataset(
+    name: str,
+    *,
+    imbalance_ratio: float = 100.0,
+    profile: str = "exp",
+    root: str | os.PathLike | None = None,
+    download: bool = False,
+    seed: int = 0,
+    n_max: int | None = None,
+) -> LongTailDataset:
+    """Load a long-tailed data set by name: "mnist1d", "gaussian", "cifar10-lt", "cifar100-lt".
+
+    ``n_max`` is the head-class size (defaults: 500 for MNIST-1D and Gaussians, 5000 / 500 for
+    CIFAR-10 / CIFAR-100). For MNIST-1D ``root`` is an optional cache folder; for CIFAR it is
+    the data folder (required).
+    """
+    if name == "mnist1d":
+        return load_mnist1d_lt(
+            imbalance_ratio,
+            profile,
+            n_max=500 if n_max is None else n_max,
+            seed=seed,
+            cache_dir=root,
+        )
+    if name == "gaussian":
+        counts = long_tail_counts(500 if n_max is None else n_max, 10, imbalance_ratio, profile)
+        data = make_gaussian_classes(counts, seed=seed)
+        return dataclasses.replace(data, imbalance_ratio=float(imbalance_ratio), profile=profile)
+    if name in ("cifar10-lt", "cifar100-lt"):
+        k = 10 if name == "cifar10-lt" else 100
+        return load_cifar_lt(root, k, imbalance_ratio, profile, download, seed, n_max)
+    raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
