@@ -187,8 +187,8 @@ def hycon_loss(
 
 
 @functools.lru_cache(maxsize=16)
-def _etf_target(num_classes: int, device: torch.device) -> torch.Tensor:
-    return etf_gram(num_classes).to(device=device, dtype=torch.float32)
+def _etf_target(num_classes: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    return etf_gram(num_classes).to(device=device, dtype=dtype)
 
 
 def p2p_loss(
@@ -213,7 +213,7 @@ def p2p_loss(
     classifier row, the common scale of the means and any common offset of the means.
     Differentiable in both arguments. With a ``mask``, only valid classes enter (sums run over
     valid pairs; G* keeps the K-class value -1/(K-1)); fewer than two valid classes give 0.
-    Computed in float32 outside autocast.
+    Computed outside autocast in float32, or in float64 when the means are float64.
 
     Args:
         class_means: (K, d) uncentred class means, as given. weight: (K, d) classifier rows.
@@ -229,19 +229,20 @@ def p2p_loss(
     k = class_means.shape[0]
     if mask is None:
         mask = torch.ones(k, dtype=torch.bool, device=class_means.device)
+    dtype = torch.promote_types(class_means.dtype, torch.float32)
     with torch.autocast(class_means.device.type, enabled=False):
-        v, rows = mask.float(), mask[:, None]
+        v, rows = mask.to(dtype), mask[:, None]
         count = v.sum()
-        means = torch.where(rows, class_means.float(), 0.0)
+        means = torch.where(rows, class_means.to(dtype), 0.0)
         centred = torch.where(rows, means - means.sum(dim=0) / count.clamp_min(1), 0.0)
         m = F.normalize(centred, dim=1)
-        w = torch.where(rows, F.normalize(weight.float(), dim=1), 0.0)
-        target = _etf_target(k, m.device) * (v[:, None] * v[None, :])
+        w = torch.where(rows, F.normalize(weight.to(dtype), dim=1), 0.0)
+        target = _etf_target(k, m.device, dtype) * (v[:, None] * v[None, :])
 
         def gap(gram: torch.Tensor) -> torch.Tensor:
             return (gram - target).pow(2).sum()
 
-        total = torch.zeros((), device=m.device)
+        total = torch.zeros((), device=m.device, dtype=dtype)
         if mode in ("cross", "both"):
             total = total + gap(m @ w.T)
         if mode in ("separate", "both"):

@@ -295,3 +295,13 @@ def test_bank_p2p_means_mix_the_bank_with_the_batch_and_carry_its_gradient():
     means[0].sum().backward()
     assert features.grad[:2].flatten().tolist() == pytest.approx([(1 - m) / 2] * 4)
     assert features.grad[2].tolist() == [0.0, 0.0]
+
+
+def test_p2p_keeps_float64_inputs_in_float64() -> None:
+    """The UFM simulator optimises in float64; P2P must not round its gradient to float32."""
+    means = torch.randn(4, 5, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(4, 5, dtype=torch.float64)
+    value = p2p_loss(means, weight)
+    value.backward()
+    assert value.dtype == torch.float64 and means.grad.dtype == torch.float64
+    assert p2p_loss(means.float(), weight.float()).dtype == torch.float32

@@ -1,0 +1,239 @@
+"""ipywidgets dashboards built on :mod:`allnc_edu.plots` and :mod:`allnc_edu.ufm`.
+
+Two rendering back ends, because plotly's ``FigureWidget`` does not render on every front end
+(it needs anywidget with plotly >= 6, and Colab lacks a widget manager for it):
+
+- ``"figurewidget"``: one ``go.FigureWidget`` whose traces are updated in place (smooth).
+- ``"static"``: a plain ``go.Figure`` re-rendered into an ``ipywidgets.Output`` on each change.
+
+The default, ``backend=None``, reads the environment variable ``ALLNC_EDU_WIDGET_BACKEND``
+("figurewidget" or "static") and otherwise picks "figurewidget" when one can be built outside
+Colab. Only APIs present in both ipywidgets 7.7 and 8 are used (FloatLogSlider, IntSlider,
+Dropdown, HTML, Output, VBox/HBox, ``observe(names="value")``, ``continuous_update``).
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import sys
+import time
+
+import ipywidgets as widgets
+import numpy as np
+import plotly.graph_objects as go
+
+from . import plots, ufm
+
+BACKENDS = ("figurewidget", "static")
+ENV_BACKEND = "ALLNC_EDU_WIDGET_BACKEND"
+METHODS = (("CE", "ce"), ("fixed ETF classifier", "etf"), ("CE + P2P", "p2p"))
+
+
+def resolve_backend(backend: str | None = None) -> str:
+    """The back end to use: the argument, else $ALLNC_EDU_WIDGET_BACKEND, else automatic."""
+    choice = backend or os.environ.get(ENV_BACKEND) or None
+    if choice is not None:
+        if choice not in BACKENDS:
+            source = "backend" if backend else f"${ENV_BACKEND}"
+            raise ValueError(f"{source} must be one of {BACKENDS}, got {choice!r}")
+        return choice
+    if "google.colab" in sys.modules:
+        return "static"
+    try:
+        go.FigureWidget()
+    except Exception:  # plotly < 6 without ipywidgets support, or anywidget missing
+        return "static"
+    return "figurewidget"
+
+
+class MinorityCollapseExplorer:
+    """Sliders over the unconstrained-features model: watch minority collapse happen.
+
+    The first ``K - m`` classes get ``n_max`` samples, the last ``m`` (the minority) get
+    ``max(1, int(n_max / IR))``. Every change re-runs :func:`ufm.simulate` (well under a second
+    for CE and the fixed ETF; P2P is slower) and redraws the simplex and the metrics table.
+
+    Attributes:
+        imbalance_ratio: FloatLogSlider, 1 to 1000. num_minority: IntSlider, 2 to K-1 (m).
+        weight_decay: FloatLogSlider for lambda_W = lambda_H. method: Dropdown of
+            "ce" (plain cross-entropy), "etf" (fixed ETF classifier), "p2p" (CE + P2P).
+        figure: the FigureWidget (updated in place) or the latest plain go.Figure (static).
+        output: the Output the static back end renders into (None for "figurewidget").
+        table: HTML metrics table. result: the latest ``ufm.UFMResult``.
+        widget: the VBox to display (the explorer itself also displays as it).
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 4,
+        n_max: int = 500,
+        *,
+        backend: str | None = None,
+        imbalance_ratio: float = 100.0,
+        num_minority: int | None = None,
+        weight_decay: float = ufm.DEFAULT_WEIGHT_DECAY,
+        method: str = "ce",
+        steps: int = ufm.DEFAULT_STEPS,
+        seed: int = 0,
+    ) -> None:
+        if isinstance(num_classes, bool) or int(num_classes) != num_classes or num_classes < 3:
+            raise ValueError(f"num_classes must be an integer >= 3, got {num_classes!r}")
+        if isinstance(n_max, bool) or int(n_max) != n_max or n_max < 1:
+            raise ValueError(f"n_max must be an integer >= 1, got {n_max!r}")
+        if method not in dict(METHODS).values():
+            raise ValueError(f"method must be one of {[m for _, m in METHODS]}, got {method!r}")
+        k = int(num_classes)
+        m = k - k // 2 if num_minority is None else int(num_minority)
+        if not 2 <= m <= k - 1:
+            raise ValueError(f"num_minority must lie in [2, {k - 1}], got {num_minority!r}")
+        if not 1.0 <= imbalance_ratio <= 1000.0:
+            raise ValueError(f"imbalance_ratio must lie in [1, 1000], got {imbalance_ratio!r}")
+        self.num_classes, self.n_max, self.steps, self.seed = k, int(n_max), int(steps), int(seed)
+        self.backend = resolve_backend(backend)
+        common = {"continuous_update": False, "style": {"description_width": "initial"}}
+        self.imbalance_ratio = widgets.FloatLogSlider(
+            value=imbalance_ratio,
+            base=10,
+            min=0,
+            max=3,
+            step=0.05,
+            description="imbalance ratio",
+            **common,
+        )
+        self.num_minority = widgets.IntSlider(
+            value=m, min=2, max=k - 1, description="minority classes", **common
+        )
+        self.weight_decay = widgets.FloatLogSlider(
+            value=weight_decay,
+            base=10,
+            min=-4,
+            max=-1,
+            step=0.1,
+            readout_format=".1e",
+            description="weight decay",
+            **common,
+        )
+        self.method = widgets.Dropdown(options=list(METHODS), value=method, description="method")
+        self.table = widgets.HTML()
+        self.output = widgets.Output() if self.backend == "static" else None
+        self.figure: go.Figure | None = None
+        self.result: ufm.UFMResult | None = None
+        for control in self.controls:
+            control.observe(self._on_change, names="value")
+        self.update()
+        view = self.figure if self.output is None else self.output
+        self.widget = widgets.VBox(
+            [widgets.HBox(self.controls[:2]), widgets.HBox(self.controls[2:]), view, self.table]
+        )
+
+    @property
+    def controls(self) -> list[widgets.Widget]:
+        """The four input widgets, in display order."""
+        return [self.imbalance_ratio, self.num_minority, self.weight_decay, self.method]
+
+    def counts(self) -> list[int]:
+        """Class counts of the current slider settings."""
+        m = self.num_minority.value
+        minority_n = max(1, int(self.n_max / self.imbalance_ratio.value))
+        return [self.n_max] * (self.num_classes - m) + [minority_n] * m
+
+    def minority(self) -> list[int]:
+        """Indices of the minority classes (the last m)."""
+        return list(range(self.num_classes - self.num_minority.value, self.num_classes))
+
+    def update(self) -> None:
+        """Re-run the simulation for the current settings and redraw figure and table."""
+        method = self.method.value
+        start = time.perf_counter()
+        self.result = ufm.simulate(
+            self.counts(),
+            weight_decay_w=self.weight_decay.value,
+            weight_decay_h=self.weight_decay.value,
+            steps=self.steps,
+            seed=self.seed,
+            classifier="etf" if method == "etf" else "learned",
+            allnc=1.0 if method == "p2p" else None,
+            minority=self.minority(),
+        )
+        seconds = time.perf_counter() - start
+        fig = plots.simplex_figure(
+            self.result.means,
+            self.result.weight,
+            minority=self.minority(),
+            title=f"IR {self.imbalance_ratio.value:.0f}, {dict(map(reversed, METHODS))[method]}",
+            height=500,
+        )
+        self._show(fig)
+        self.table.value = _metrics_table(self.result, seconds)
+
+    def _show(self, fig: go.Figure) -> None:
+        if self.output is not None:
+            from IPython.display import display
+
+            self.figure = fig
+            with self.output:
+                self.output.clear_output(wait=True)
+                display(fig)
+            return
+        if self.figure is None:
+            self.figure = go.FigureWidget(fig)
+            return
+        with self.figure.batch_update():
+            if len(self.figure.data) == len(fig.data):
+                for old, new in zip(self.figure.data, fig.data, strict=True):
+                    props = new.to_plotly_json()
+                    props.pop("type", None)
+                    old.update(props, overwrite=True)
+            else:
+                self.figure.data = ()
+                self.figure.add_traces(fig.data)
+            self.figure.update_layout(title=fig.layout.title, scene=fig.layout.scene)
+
+    def _on_change(self, _change: dict) -> None:
+        self.update()
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+
+def minority_collapse_explorer(
+    num_classes: int = 4, n_max: int = 500, backend: str | None = None, **options
+) -> MinorityCollapseExplorer:
+    """Build a :class:`MinorityCollapseExplorer` (display it, or its ``.widget``, in a notebook).
+
+    Options: imbalance_ratio (100), num_minority (K - K//2), weight_decay (5e-3), method
+    ("ce", "etf" or "p2p"), steps, seed.
+    """
+    return MinorityCollapseExplorer(num_classes, n_max, backend=backend, **options)
+
+
+def _metrics_table(result: ufm.UFMResult, seconds: float) -> str:
+    """A small HTML table of the minority-collapse numbers of a UFM result."""
+    final = result.final
+    minority = final["minority"]
+    majority = [c for c in range(final["num_classes"]) if c not in minority]
+    w_norms, h_norms = np.array(final["classifier_norms"]), np.array(final["mean_norms"])
+    k = final["num_classes"]
+    rows = [
+        ("MC_W (minority classifier cosine)", final["mc_weights"]),
+        ("MC_H (minority centred-mean cosine)", final["mc_means"]),
+        ("ETF value -1/(K-1)", -1.0 / (k - 1)),
+        (
+            "minority / majority classifier norm",
+            w_norms[minority].mean() / w_norms[majority].mean(),
+        ),
+        ("minority / majority mean norm", h_norms[minority].mean() / h_norms[majority].mean()),
+        ("ETF distance: classifiers", final["etf_distance_weights"]),
+        ("ETF distance: means", final["etf_distance_means"]),
+        ("self-duality (NC3)", final["self_duality"]),
+        ("NC1", final["nc1"]),
+    ]
+    body = "".join(
+        f"<tr><td>{html.escape(name)}</td><td style='text-align:right'>{value:.3g}</td></tr>"
+        for name, value in rows
+    )
+    note = f"counts {result.counts.tolist()}, {result.steps_run} steps, {1000 * seconds:.0f} ms"
+    return f"<table>{body}</table><small>{html.escape(note)}</small>"

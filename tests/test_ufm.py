@@ -1,0 +1,182 @@
+"""The unconstrained-features model against closed forms and the known phenomena."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from allnc_edu import geometry, ufm
+from allnc_edu.allnc import AllNCConfig
+from allnc_edu.data import long_tail_counts
+from allnc_edu.metrics import nc_metrics
+
+
+def step_counts(k: int, ratio: float, n_max: int = 500) -> list[int]:
+    return long_tail_counts(n_max, k, ratio, profile="step")
+
+
+def minority_split(result: ufm.UFMResult) -> tuple[list[int], list[int]]:
+    minority = result.final["minority"]
+    return minority, [c for c in range(len(result.counts)) if c not in minority]
+
+
+@pytest.mark.parametrize("k", [3, 5])
+@pytest.mark.parametrize("penalty", ["class", "sample"])
+def test_balanced_counts_give_a_simplex_etf_with_the_closed_form_norms(k, penalty):
+    result = ufm.simulate([200] * k, feature_penalty=penalty)
+    final = result.final
+    assert result.converged
+    assert final["etf_distance_weights"] < 1e-5
+    assert final["etf_distance_means"] < 1e-5
+    assert final["self_duality"] < 1e-5
+    assert final["nc1"] < 1e-8
+    assert final["mc_weights"] == pytest.approx(-1 / (k - 1), abs=1e-5)
+    w_norm, h_norm = ufm.balanced_norms(k, ufm.DEFAULT_WEIGHT_DECAY, ufm.DEFAULT_WEIGHT_DECAY)
+    np.testing.assert_allclose(final["classifier_norms"], w_norm, rtol=1e-4)
+    np.testing.assert_allclose(final["mean_norms"], h_norm, rtol=1e-4)
+
+
+def test_balanced_norms_solve_the_one_dimensional_problem():
+    k, lam_w, lam_h = 6, 2e-3, 8e-3
+    a, b = ufm.balanced_norms(k, lam_w, lam_h)
+    assert lam_w * k * a**2 == pytest.approx(lam_h * b**2)  # the two penalties balance
+
+    def objective(t: float) -> float:
+        return math.log1p((k - 1) * math.exp(-t * k / (k - 1))) + math.sqrt(k * lam_w * lam_h) * t
+
+    t, h = a * b, 1e-5
+    assert (objective(t + h) - objective(t - h)) / (2 * h) == pytest.approx(0.0, abs=1e-8)
+    assert objective(t) < min(objective(0.9 * t), objective(1.1 * t))
+    assert ufm.balanced_norms(4, 0.5, 0.6) == (0.0, 0.0)  # sqrt(K lam_W lam_H) >= 1
+
+
+@pytest.mark.parametrize("k", [4, 10])
+def test_minority_collapse_at_imbalance_ratio_1000(k):
+    result = ufm.simulate(step_counts(k, 1000.0, n_max=1000))
+    minority, majority = minority_split(result)
+    final = result.final
+    assert minority == list(range(k // 2, k))
+    assert final["mc_weights"] > 0.5
+    w_norms, h_norms = np.array(final["classifier_norms"]), np.array(final["mean_norms"])
+    assert w_norms[minority].max() < w_norms[majority].min()
+    assert h_norms[minority].max() < h_norms[majority].min()
+
+
+def test_minority_classifier_cosine_grows_with_imbalance():
+    mc = [ufm.simulate(step_counts(4, ir)).final["mc_weights"] for ir in (1, 10, 100, 500)]
+    assert mc[0] == pytest.approx(-1 / 3, abs=1e-5)
+    assert all(a < b for a, b in itertools.pairwise(mc))
+
+
+def test_vanishing_weight_decay_approaches_the_seli_geometry():
+    counts = [500, 500, 5, 5]
+    seli = geometry.seli_geometry(counts).weight
+    target = seli @ seli.T / (seli @ seli.T).norm()
+    distances = []
+    for lam in (3e-2, 1e-2, 3e-3):
+        w = ufm.simulate(
+            counts, feature_penalty="sample", weight_decay_w=lam, weight_decay_h=lam, steps=20000
+        ).weight
+        gram = w @ w.T
+        distances.append(float((gram / gram.norm() - target).norm()))
+    assert distances[0] > distances[1] > distances[2]
+    assert distances[-1] < 0.5 * distances[0] + 0.05
+
+
+def test_fixed_etf_classifier_keeps_mc_w_but_not_the_minority_means():
+    k = 4
+    result = ufm.simulate(step_counts(k, 100.0), classifier="etf")
+    final = result.final
+    assert final["mc_weights"] == pytest.approx(-1 / (k - 1), abs=1e-12)
+    assert final["etf_distance_weights"] < 1e-12
+    assert final["mc_means"] > -1 / (k - 1) + 0.2  # the means stay squeezed
+    # With a per-sample feature penalty each class solves the same problem: means stay an ETF.
+    sample = ufm.simulate(step_counts(k, 100.0), classifier="etf", feature_penalty="sample")
+    assert sample.final["mc_means"] == pytest.approx(-1 / (k - 1), abs=1e-6)
+
+
+def test_p2p_restores_the_minority_classifiers_and_means():
+    counts = step_counts(4, 100.0)
+    ce = ufm.simulate(counts).final
+    result = ufm.simulate(counts, allnc={"lambda_p": 1.0, "mode": "cross"})
+    final = result.final
+    assert result.converged
+    assert final["mc_weights"] < ce["mc_weights"] - 0.4
+    assert final["mc_weights"] == pytest.approx(-1 / 3, abs=0.05)
+    assert final["mc_means"] == pytest.approx(-1 / 3, abs=0.1)
+    assert final["p2p"] < result.history[0]["p2p"]
+
+
+def test_allnc_config_with_p2p_switched_off_is_plain_ce():
+    counts = step_counts(4, 10.0)
+    plain = ufm.simulate(counts, steps=200)
+    off = ufm.simulate(counts, steps=200, allnc=AllNCConfig(p2p=False))
+    assert torch.equal(plain.weight, off.weight)
+    assert off.settings["allnc"] is None
+    on = ufm.simulate(counts, steps=5, allnc=AllNCConfig(lambda_p=0.5, p2p_mode="separate"))
+    assert on.settings["allnc"] == {"lambda_p": 0.5, "mode": "separate"}
+
+
+def test_returned_features_agree_with_the_means_and_the_recorded_nc1():
+    counts = [30, 20, 5, 3]
+    result = ufm.simulate(counts, steps=300, return_features=True, tol=1e-30)
+    x, y = result.features, result.labels
+    assert x.shape == (sum(counts), 4)
+    assert torch.equal(y, torch.repeat_interleave(torch.arange(4), torch.tensor(counts)))
+    means = torch.stack([x[y == c].mean(0) for c in range(4)])
+    torch.testing.assert_close(means, result.means, rtol=0, atol=1e-10)
+    direct = nc_metrics(x, y, result.weight, minority=result.final["minority"])
+    assert direct.nc1 == pytest.approx(result.final["nc1"], rel=1e-8)
+    assert direct.mc_weights == pytest.approx(result.final["mc_weights"], abs=1e-12)
+    scatter = torch.stack([(x[y == c] - means[c]).T @ (x[y == c] - means[c]) for c in range(4)])
+    torch.testing.assert_close(scatter, result.within_scatter, rtol=1e-8, atol=1e-14)
+
+
+def test_history_records_training_and_nc1_collapses():
+    result = ufm.simulate([100, 100, 100], steps=400, record_every=100, tol=1e-30)
+    steps = [h["step"] for h in result.history]
+    assert steps == [0, 100, 200, 300, 400]
+    nc1 = [h["nc1"] for h in result.history]
+    assert nc1[0] > 0.1 and nc1[-1] < 1e-6 * nc1[0]
+    assert result.history[-1]["loss"] < result.history[0]["loss"]
+    assert result.features is None and result.steps_run == 400 and not result.converged
+
+
+def test_same_seed_same_run_other_seed_same_balanced_geometry():
+    a = ufm.simulate([50, 50, 50, 50], steps=50, seed=3)
+    b = ufm.simulate([50, 50, 50, 50], steps=50, seed=3)
+    c = ufm.simulate([50, 50, 50, 50], seed=4)
+    assert torch.equal(a.weight, b.weight) and torch.equal(a.means, b.means)
+    assert not torch.equal(a.weight, c.weight)
+    assert c.final["etf_distance_weights"] < 1e-5
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"loss": "mse"}, "loss must be one of"),
+        ({"classifier": "fixed"}, "classifier must be one of"),
+        ({"feature_penalty": "none"}, "feature_penalty must be one of"),
+        ({"weight_decay_w": 0.0}, "weight_decay_w must be a finite number > 0"),
+        ({"weight_decay_h": -1.0}, "weight_decay_h must be a finite number > 0"),
+        ({"weight_decay_w": 1.0, "weight_decay_h": 1.0}, "weight decays too strong"),
+        ({"steps": 0}, "steps must be an integer >= 1"),
+        ({"dim": 1}, "dim must be an integer >= 2"),
+        ({"allnc": "yes"}, "allnc must be"),
+        ({"allnc": {"weight": 1.0}}, "allnc dict keys"),
+        ({"allnc": {"mode": "diagonal"}}, "P2P mode must be one of"),
+        ({"step_size": 0.0}, "step_size must be a finite number > 0"),
+    ],
+)
+def test_invalid_arguments_raise_clear_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ufm.simulate([10, 10, 10], **kwargs)
+
+
+def test_invalid_counts_raise():
+    with pytest.raises(ValueError, match="class count"):
+        ufm.simulate([10, 0, 10])
