@@ -22,8 +22,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import nbformat
-
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
@@ -154,79 +152,3 @@ def copy_artifact(path: Path) -> Path | None:
         return None
     Path(target).mkdir(parents=True, exist_ok=True)
     return Path(shutil.copy2(path, Path(target) / path.name))
-
-
-_PROBE_SETUP = """\
-import numpy as np
-import ipywidgets as widgets
-import plotly.graph_objects as go
-from IPython.display import display
-
-
-def points(rho):
-    \"\"\"Four class means on a tetrahedron; the last two shrink toward the centre.\"\"\"
-    vertices = np.array([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]], dtype=float)
-    vertices[2:] /= 1.0 + np.log10(rho)
-    return vertices
-
-
-def traces(rho):
-    xyz = points(rho)
-    return [go.Scatter3d(x=xyz[:, 0], y=xyz[:, 1], z=xyz[:, 2], mode="markers", name="means")]
-
-
-imbalance = widgets.FloatLogSlider(
-    value=1.0, base=10, min=0, max=2, step=0.1, description="imbalance ρ",
-    continuous_update=False,
-)
-"""
-
-_PROBE_FIGUREWIDGET = """\
-live = go.FigureWidget(traces(imbalance.value))
-live.update_layout(title="FigureWidget", height=320, margin=dict(l=0, r=0, t=30, b=0))
-
-
-def redraw_live(change):
-    xyz = points(change["new"])
-    with live.batch_update():
-        live.data[0].x, live.data[0].y, live.data[0].z = xyz[:, 0], xyz[:, 1], xyz[:, 2]
-
-
-imbalance.observe(redraw_live, names="value")
-display(imbalance, live)
-"""
-
-_PROBE_STATIC = """\
-static = widgets.Output()
-
-
-def redraw_static(change=None):
-    figure = go.Figure(traces(imbalance.value))
-    figure.update_layout(title="static", height=320, margin=dict(l=0, r=0, t=30, b=0))
-    with static:
-        static.clear_output(wait=True)
-        figure.show()
-
-
-redraw_static()
-imbalance.observe(redraw_static, names="value")
-display(static)
-"""
-
-
-def write_probe_notebook(path: Path) -> Path:
-    """Write a small notebook: one imbalance slider driving a FigureWidget and a static plot."""
-    notebook = nbformat.v4.new_notebook()
-    notebook.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3 (ipykernel)",
-        "language": "python",
-    }
-    notebook.cells = [
-        nbformat.v4.new_markdown_cell("# Probe: plotly in JupyterLab"),
-        nbformat.v4.new_code_cell(_PROBE_SETUP),
-        nbformat.v4.new_code_cell(_PROBE_FIGUREWIDGET),
-        nbformat.v4.new_code_cell(_PROBE_STATIC),
-    ]
-    nbformat.write(notebook, path)
-    return path

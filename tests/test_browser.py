@@ -24,15 +24,12 @@ from _jupyterlab import (
     chromium_available,
     copy_artifact,
     jupyterlab,
-    write_probe_notebook,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
 REPO = Path(__file__).resolve().parents[1]
-# The notebook under test; None runs a generated probe (one slider driving a FigureWidget and a
-# static plot re-rendered into an Output). Switch to REPO / "notebooks/02_minority_collapse.ipynb".
-NOTEBOOK: Path | None = None
+NOTEBOOK = REPO / "notebooks" / "02_minority_collapse.ipynb"
 IMBALANCE_LABEL = re.compile("imbalance", re.IGNORECASE)
 
 KERNEL_TIMEOUT_S = 60
@@ -98,10 +95,7 @@ def lab(tmp_path: Path) -> Iterator[tuple[LabServer, str]]:
     """JupyterLab serving a fresh root that holds a copy of the notebook under test."""
     root = tmp_path / "root"
     root.mkdir()
-    if NOTEBOOK is None:
-        notebook = write_probe_notebook(root / "probe.ipynb")
-    else:
-        notebook = Path(shutil.copy2(NOTEBOOK, root / NOTEBOOK.name))
+    notebook = Path(shutil.copy2(NOTEBOOK, root / NOTEBOOK.name))
     with jupyterlab(root, tmp_path / "jupyter") as server:
         yield server, notebook.name
 
@@ -232,7 +226,7 @@ def test_imbalance_slider_updates_the_3d_plot(page, lab, tmp_path: Path) -> None
         before, after = _move_imbalance_slider(page)
         assert before != after, f"the imbalance slider did not move from {before}"
 
-        changed = _wait_for(
+        _wait_for(
             page,
             PLOTS_JS,
             lambda p: len(p) == len(plots) and p != plots,
@@ -240,9 +234,6 @@ def test_imbalance_slider_updates_the_3d_plot(page, lab, tmp_path: Path) -> None
             f"a plot to change after the slider moved {before} -> {after}",
             settle_s=1.0,
         )
-        if NOTEBOOK is None:  # the probe ties every plot to the slider
-            stale = [i for i, (a, b) in enumerate(zip(changed, plots, strict=True)) if a == b]
-            assert not stale, f"plots {stale} of {len(plots)} did not change"
         assert not page.evaluate(ERRORS_JS), page.evaluate(ERRORS_JS)
     finally:
         _screenshot(page, tmp_path / f"browser-{Path(name).stem}.png")
