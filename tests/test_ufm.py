@@ -12,6 +12,7 @@ import torch
 from allnc_edu import geometry, ufm
 from allnc_edu.allnc import AllNCConfig
 from allnc_edu.data import long_tail_counts
+from allnc_edu.losses import p2p_loss
 from allnc_edu.metrics import nc_metrics
 
 
@@ -111,6 +112,44 @@ def test_p2p_restores_the_minority_classifiers_and_means():
     assert final["p2p"] < result.history[0]["p2p"]
 
 
+def test_p2p_at_k10_ir100_reaches_the_minimum_of_the_objective():
+    k, lam = 10, ufm.DEFAULT_WEIGHT_DECAY
+    counts = step_counts(k, 100.0, n_max=1000)
+    result = ufm.simulate(counts, allnc=1.0, return_features=True)
+    assert result.converged
+    pi = torch.tensor(counts, dtype=torch.float64) / sum(counts)
+
+    def objective(means: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:  # F, written anew
+        ce = torch.nn.functional.cross_entropy(means @ weight.T, torch.arange(k), reduction="none")
+        penalty = lam * weight.square().sum() + lam / k * means.square().sum()
+        return (pi * ce).sum() + penalty / 2 + p2p_loss(means, weight)
+
+    means, weight = result.means.clone().requires_grad_(), result.weight.clone().requires_grad_()
+    value = objective(means, weight)
+    assert value.item() == pytest.approx(result.final["loss"], rel=1e-12)
+    for grad in torch.autograd.grad(value, (means, weight)):  # stationary ...
+        assert grad.abs().max() < 1e-7
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(10):  # ... and a minimum: small random moves all raise F
+        moved = [
+            x + 1e-3 * torch.randn(x.shape, generator=generator, dtype=x.dtype)
+            for x in (means, weight)
+        ]
+        assert objective(*moved) > value
+    # The step profile's symmetry holds at the optimum: equal norms within each group.
+    for norms in (result.final["classifier_norms"], result.final["mean_norms"]):
+        for group in (norms[: k // 2], norms[k // 2 :]):
+            assert max(group) - min(group) < 1e-5 * max(group)
+    other = ufm.simulate(counts, allnc=1.0, seed=1).final  # same optimum from another start
+    for key in ("mc_weights", "mc_means", "self_duality"):
+        assert other[key] == pytest.approx(result.final[key], abs=1e-6)
+    # The solver works on collapsed features: every sample sits at its class mean.
+    assert torch.equal(result.features, result.means[result.labels])
+    assert all(h["nc1"] == 0.0 for h in result.history)
+    assert [h["step"] for h in result.history[:3]] == [0, 10, 20]
+    assert result.history[-1]["step"] == result.steps_run
+
+
 def test_allnc_config_with_p2p_switched_off_is_plain_ce():
     counts = step_counts(4, 10.0)
     plain = ufm.simulate(counts, steps=200)
@@ -180,3 +219,51 @@ def test_invalid_arguments_raise_clear_errors(kwargs, message):
 def test_invalid_counts_raise():
     with pytest.raises(ValueError, match="class count"):
         ufm.simulate([10, 0, 10])
+
+
+def test_minority_norm_ratios_average_each_group():
+    record = {
+        "num_classes": 4,
+        "minority": [2, 3],
+        "classifier_norms": [2.0, 2.0, 1.0, 0.5],
+        "mean_norms": [4.0, 2.0, 1.5, 1.5],
+    }
+    assert ufm.minority_norm_ratios(record) == pytest.approx((0.375, 0.5))
+    with pytest.raises(ValueError, match="classifier_norms"):
+        ufm.minority_norm_ratios({**record, "classifier_norms": None})
+    with pytest.raises(ValueError, match="no majority"):
+        ufm.minority_norm_ratios({**record, "minority": [0, 1, 2, 3]})
+
+
+def test_imbalance_sweep_matches_simulate_and_starts_at_the_etf():
+    sweep = ufm.imbalance_sweep([1, 1000], num_classes=4, n_max=1000)
+    assert [r["counts"] for r in sweep] == [[1000] * 4, [1000, 1000, 1, 1]]
+    balanced, extreme = sweep
+    assert balanced["mc_weights"] == pytest.approx(-1 / 3, abs=1e-5)
+    assert balanced["weight_norm_ratio"] == pytest.approx(1.0, abs=1e-5)
+    assert balanced["mean_norm_ratio"] == pytest.approx(1.0, abs=1e-5)
+    direct = ufm.simulate([1000, 1000, 1, 1]).final
+    assert extreme["mc_weights"] == direct["mc_weights"] and extreme["minority"] == [2, 3]
+    assert extreme["mc_weights"] > 0.5
+    w_norms = np.array(direct["classifier_norms"])
+    assert extreme["weight_norm_ratio"] == pytest.approx(w_norms[2:].mean() / w_norms[:2].mean())
+    assert extreme["weight_norm_ratio"] < 1.0 and extreme["mean_norm_ratio"] < 1.0
+    etf = ufm.imbalance_sweep([1000], classifier="etf")[0]
+    assert etf["mc_weights"] == pytest.approx(-1 / 3, abs=1e-12)
+    with pytest.raises(ValueError, match="at least one"):
+        ufm.imbalance_sweep([])
+    with pytest.raises(ValueError, match="imbalance_ratio"):
+        ufm.imbalance_sweep([0.5])
+
+
+def test_seli_sweep_is_exact_at_balance_and_closes_in_under_imbalance():
+    balanced = ufm.seli_sweep([100] * 4, [1e-2, 1e-3])
+    for record in balanced:  # at balance SELI is a simplex ETF, the UFM optimum for any lambda
+        assert record["converged"]
+        assert record["weight_distance"] < 1e-5 and record["means_distance"] < 1e-5
+    sweep = ufm.seli_sweep([500, 500, 5, 5], [1e-2, 1e-3])
+    assert sweep[1]["weight_distance"] < sweep[0]["weight_distance"]
+    assert sweep[1]["means_distance"] < sweep[0]["means_distance"]
+    assert [r["weight_decay"] for r in sweep] == [1e-2, 1e-3]
+    with pytest.raises(ValueError, match="at least one"):
+        ufm.seli_sweep([10, 10, 10], [])

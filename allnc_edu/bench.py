@@ -1,0 +1,341 @@
+"""Training throughput of this package's loop against a reference-style loop, in one process.
+
+The reference trains the way the long-tail codebases do (kaidic/LDAM-DRW, GLMC): a torchvision
+``DataLoader`` over PIL images with ``RandomCrop(32, padding=4)``, ``RandomHorizontalFlip``,
+``ToTensor`` and ``Normalize`` in worker processes, and an eager float32 model. Ours is
+``train.train_step`` as ``fit`` runs it: the data on the device as one tensor, crop and flip on
+whole batches there, bfloat16 autocast and channels_last. Both train the same ResNet-32 (16/32/64
+widths, 64-d features) with the same batch size on the same synthetic CIFAR-sized uint8 images (no
+download). Repetitions alternate (reference, ours, reference, ours, ...) after one warm-up pass of
+each, and the ratio of the medians is the ``speedup``. Measured numbers, not timed tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import statistics
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import pick_device
+from .data import LongTailDataset, long_tail_counts
+from .loader import DeviceLoader
+from .train import autocast_for, cosine_schedule, evaluate, fit, to_device_tensor, train_step
+
+#: ``--workers`` default of kaidic/LDAM-DRW and GLMC's training scripts.
+REFERENCE_WORKERS = 4
+#: Per-channel CIFAR-10 statistics used by the reference codebases' ``Normalize``.
+CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
+#: CIFAR-10-LT at imbalance ratio 100 (exp profile): 12406 training images.
+CIFAR10_LT_COUNTS = long_tail_counts(5000, 10, 100.0)
+
+
+def synthetic_cifar(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` random uint8 images (n, 32, 32, 3), HWC as CIFAR stores them, and labels (n,)."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n)
+
+
+class _PILImages(torch.utils.data.Dataset):
+    """The reference codebases' dataset: one PIL image per item, transformed on the fly."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, transform: Callable) -> None:
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int):
+        from PIL import Image
+
+        return self.transform(Image.fromarray(self.images[i])), int(self.labels[i])
+
+
+def reference_loader(
+    images: np.ndarray, labels: np.ndarray, batch_size: int, workers: int, pin_memory: bool
+) -> torch.utils.data.DataLoader:
+    """A torchvision ``DataLoader`` with the CIFAR transforms of LDAM-DRW and GLMC."""
+    import torchvision.transforms as T
+
+    transform = T.Compose(
+        [
+            T.RandomCrop(32, padding=4),
+            T.RandomHorizontalFlip(),
+            T.ToTensor(),
+            T.Normalize(CIFAR_MEAN, CIFAR_STD),
+        ]
+    )
+    return torch.utils.data.DataLoader(
+        _PILImages(images, labels, transform),
+        batch_size=batch_size,
+        shuffle=True,
+        num_workers=workers,
+        pin_memory=pin_memory,
+        persistent_workers=workers > 0,
+    )
+
+
+@contextlib.contextmanager
+def _no_worker_count_warning():
+    """Silence torch's warning that the reference's workers outnumber the cores (on 2 cores)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "This DataLoader will create", UserWarning)
+        yield
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def _timed(device: torch.device, run_pass: Callable[[], int]) -> float:
+    """Images per second of one pass."""
+    _sync(device)
+    t0 = time.perf_counter()
+    n = run_pass()
+    _sync(device)
+    return n / (time.perf_counter() - t0)
+
+
+def _reference_pass(model: nn.Module, optimizer, loader, device: torch.device) -> int:
+    model.train()
+    n = 0
+    for x, y in loader:
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        loss = F.cross_entropy(model(x).logits, y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        n += len(y)
+    return n
+
+
+def _our_pass(method, optimizer, scheduler, loader: DeviceLoader, autocast) -> int:
+    method.train()
+    n = 0
+    for xb, yb in loader:
+        train_step(method, optimizer, scheduler, xb, yb, progress=0.0, epoch=0,
+                   balanced_batch=None, autocast=autocast)  # fmt: skip
+        n += len(yb)
+    return n
+
+
+def _resnet32_ce(device: torch.device, channels_last: bool, seed: int) -> nn.Module:
+    from .methods import make_method
+    from .models import resnet32_ldam
+
+    torch.manual_seed(seed)
+    method = make_method("ce", resnet32_ldam(), 10, CIFAR10_LT_COUNTS)
+    fmt = torch.channels_last if channels_last else torch.preserve_format
+    return method.to(device, memory_format=fmt)
+
+
+def _sgd(model: nn.Module) -> torch.optim.SGD:
+    return torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-3)
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "cpu":
+        return f"cpu ({torch.get_num_threads()} threads, {os.cpu_count()} cores)"
+    return device.type
+
+
+def _normalised(images: np.ndarray) -> torch.Tensor:
+    """uint8 (N, H, W, C) -> float32 (N, C, H, W), normalised like the reference."""
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255)
+    mean, std = torch.tensor(CIFAR_MEAN).view(1, 3, 1, 1), torch.tensor(CIFAR_STD).view(1, 3, 1, 1)
+    return x.sub_(mean).div_(std).contiguous()
+
+
+def compare_loops(
+    device: torch.device,
+    *,
+    batch_size: int,
+    images: int,
+    reps: int,
+    ref_workers: int,
+    amp: bool = True,
+    channels_last: bool = True,
+    seed: int = 0,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Interleaved img/s of the reference loop and ours on ``images`` synthetic images."""
+    pics, labels = synthetic_cifar(images, seed)
+    ref_model = _resnet32_ce(device, False, seed)
+    ref_opt = _sgd(ref_model)
+    with _no_worker_count_warning():
+        loader = reference_loader(pics, labels, batch_size, ref_workers, device.type == "cuda")
+
+    ours = _resnet32_ce(device, channels_last, seed)
+    ours_opt = _sgd(ours)
+    ours_sched = cosine_schedule(ours_opt, total_steps=10**9)
+    x = to_device_tensor(_normalised(pics), device, channels_last)
+    y = torch.from_numpy(labels).to(device)
+    dev_loader = DeviceLoader(x, y, batch_size, augment="crop_flip", seed=seed)
+    autocast = autocast_for(device, amp)
+
+    def ref_pass():
+        with _no_worker_count_warning():
+            return _reference_pass(ref_model, ref_opt, loader, device)
+
+    def our_pass():
+        return _our_pass(ours, ours_opt, ours_sched, dev_loader, autocast)
+
+    _timed(device, ref_pass)  # warm-up passes (worker start-up, kernel selection), excluded
+    _timed(device, our_pass)
+    ref_runs, our_runs = [], []
+    for r in range(reps):
+        ref_runs.append(_timed(device, ref_pass))
+        our_runs.append(_timed(device, our_pass))
+        log(
+            f"  rep {r + 1}/{reps}: reference {ref_runs[-1]:7.0f} img/s, "
+            f"ours {our_runs[-1]:7.0f} img/s"
+        )
+    ref, our = statistics.median(ref_runs), statistics.median(our_runs)
+    return {
+        "reference": {
+            "img_per_s": ref,
+            "runs": ref_runs,
+            "loader": f"torchvision DataLoader, PIL transforms, {ref_workers} workers",
+            "precision": "float32",
+            "channels_last": False,
+        },
+        "ours": {
+            "img_per_s": our,
+            "runs": our_runs,
+            "loader": "DeviceLoader, on-device crop+flip",
+            "precision": "bfloat16 autocast" if amp else "float32",
+            "channels_last": channels_last,
+        },
+        "speedup": our / ref,
+        "speedup_best": max(our_runs) / max(ref_runs),  # best-of-reps: robust on a shared CPU
+    }
+
+
+def cifar10_lt_run_time(
+    device: torch.device, *, epochs: int = 200, batch_size: int = 64, seed: int = 0
+) -> dict[str, float]:
+    """Time of a full CIFAR-10-LT-sized CE run (12406 training, 10000 test images, ResNet-32
+    16/32/64), extrapolated from one steady-state epoch after a warm-up epoch, plus one
+    evaluation pass (train and test accuracy and streamed NC metrics)."""
+    n = sum(CIFAR10_LT_COUNTS)
+    pics, _ = synthetic_cifar(n + 10_000, seed)
+    labels = torch.repeat_interleave(torch.arange(10), torch.tensor(CIFAR10_LT_COUNTS))
+    data = LongTailDataset(
+        name="synthetic-cifar10-lt", train_x=_normalised(pics[:n]), train_y=labels,
+        test_x=_normalised(pics[n:]), test_y=torch.arange(10).repeat(1000),
+        counts=CIFAR10_LT_COUNTS, num_classes=10, class_names=[str(k) for k in range(10)],
+        input_shape=(3, 32, 32), imbalance_ratio=100.0, profile="exp",
+    )  # fmt: skip
+    method = _resnet32_ce(device, True, seed)
+    opt = _sgd(method)
+    sched = cosine_schedule(opt, total_steps=10**9)
+    x = to_device_tensor(data.train_x, device, True)
+    loader = DeviceLoader(x, data.train_y.to(device), batch_size, augment="crop_flip", seed=seed)
+    autocast = autocast_for(device, True)
+    _timed(device, lambda: _our_pass(method, opt, sched, loader, autocast))
+    img_per_s = _timed(device, lambda: _our_pass(method, opt, sched, loader, autocast))
+    test_x = to_device_tensor(data.test_x, device, True)
+    evaluate(method, data, train_x=x, test_x=test_x)  # warm-up
+    _sync(device)
+    t0 = time.perf_counter()
+    evaluate(method, data, train_x=x, test_x=test_x)
+    _sync(device)
+    eval_s = time.perf_counter() - t0
+    train_s = epochs * n / img_per_s
+    return {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "img_per_s": img_per_s,
+        "train_s": train_s,
+        "eval_pass_s": eval_s,
+        "total_s_eval_every_epoch": train_s + epochs * eval_s,
+    }
+
+
+def mnist1d_allnc_throughput(device: torch.device, *, epochs: int = 3, seed: int = 0) -> dict:
+    """Training samples per second of AllNC on long-tailed MNIST-1D (IR 100) with the default
+    1-D CNN, as ``fit`` runs it (the first epoch, a warm-up, is left out when epochs > 1)."""
+    from .data import load_dataset
+    from .methods import make_method
+    from .models import build_backbone
+
+    data = load_dataset("mnist1d", imbalance_ratio=100.0, seed=seed)
+    torch.manual_seed(seed)
+    method = make_method("allnc", build_backbone("cnn1d", data.input_shape), 10, data.counts)
+    result = fit(method, data, epochs=epochs, device=device, seed=seed, progress=False)
+    rates = [h["samples_per_s"] for h in result.history[1 if epochs > 1 else 0 :]]
+    return {
+        "samples_per_s": statistics.median(rates),
+        "epochs": epochs,
+        "train_size": len(data.train_y),
+    }
+
+
+def run_benchmark(
+    *,
+    device: str | torch.device = "auto",
+    batch_size: int = 128,
+    images: int | None = None,
+    reps: int | None = None,
+    ref_workers: int = REFERENCE_WORKERS,
+    quick: bool = False,
+    mnist1d: bool = True,
+    seed: int = 0,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Run the benchmark and return a JSON-ready dict with top-level ``speedup`` and ``device``.
+
+    Defaults: ``images`` = 1024 on a CPU (12416 on a GPU), ``reps`` = 5; ``quick``
+    shrinks everything to a smoke test (2 batches, 1 repetition, 1 MNIST-1D epoch). On CUDA it
+    also extrapolates a 200-epoch CIFAR-10-LT run (:func:`cifar10_lt_run_time`).
+    """
+    dev = pick_device(device)
+    gpu = dev.type == "cuda"
+    if images is None:
+        images = 2 * batch_size if quick else (12416 if gpu else 1024)
+    if reps is None:
+        reps = 1 if quick else 5
+    if min(batch_size, images, reps) < 1 or images < batch_size or ref_workers < 0:
+        raise ValueError(
+            "need batch_size >= 1, images >= batch_size, reps >= 1 and ref_workers >= 0, got "
+            f"{batch_size}, {images}, {reps}, {ref_workers}"
+        )
+    name = _device_name(dev)
+    log(f"device: {name}; ResNet-32 (16/32/64), batch {batch_size}, {images} synthetic images")
+    result: dict[str, Any] = {"device": name, "device_type": dev.type, "torch": torch.__version__,
+                              "batch_size": batch_size, "images": images, "reps": reps}  # fmt: skip
+    result.update(compare_loops(dev, batch_size=batch_size, images=images, reps=reps,
+                                ref_workers=ref_workers, seed=seed, log=log))  # fmt: skip
+    ref, ours = result["reference"], result["ours"]
+    log(f"reference ({ref['loader']}, float32): {ref['img_per_s']:8.0f} img/s")
+    log(f"ours      ({ours['loader']}, {ours['precision']}): {ours['img_per_s']:8.0f} img/s")
+    log(f"speedup: {result['speedup']:.2f}x (medians), {result['speedup_best']:.2f}x (best runs)")
+    if gpu and not quick:
+        run = cifar10_lt_run_time(dev, seed=seed)
+        result["cifar10_lt_200_epochs"] = run
+        log(
+            f"200-epoch CIFAR-10-LT CE run (batch {run['batch_size']}): {run['train_s']:.0f} s "
+            f"training, {run['eval_pass_s']:.2f} s per evaluation pass "
+            f"({run['total_s_eval_every_epoch']:.0f} s evaluating every epoch)"
+        )
+    if mnist1d:
+        m = mnist1d_allnc_throughput(dev, epochs=1 if quick else 3, seed=seed)
+        result["mnist1d_allnc"] = m
+        log(
+            f"MNIST-1D AllNC training ({m['train_size']} samples): "
+            f"{m['samples_per_s']:.0f} samples/s"
+        )
+    return result

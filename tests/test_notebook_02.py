@@ -1,0 +1,79 @@
+"""Notebook 02 (minority collapse): every claim of its prose, on its JSON."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from _notebooks import run_nbval_lax, run_notebook
+
+pytestmark = pytest.mark.notebook
+NAME = "02_minority_collapse"
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> dict:
+    return run_notebook(NAME, tmp_path_factory.mktemp("nb02"))
+
+
+def etf_value(results: dict) -> float:
+    return -1 / (results["num_classes"] - 1)
+
+
+def non_decreasing(values: list[float], tol: float = 1e-9) -> bool:
+    return all(b >= a - tol for a, b in itertools.pairwise(values))
+
+
+def test_ce_minority_collapse_grows_with_imbalance(results):
+    assert results["ratios"][0] == 1 and len(results["ratios"]) >= 3
+    mc_w, mc_h = results["mc_weights"], results["mc_means"]
+    assert mc_w[0] == pytest.approx(etf_value(results), abs=1e-5)
+    assert non_decreasing(mc_w) and mc_w[-1] > mc_w[0]
+    assert non_decreasing(mc_h) and mc_h[-1] > mc_h[0]
+    assert mc_w[-1] > 0.9  # "nearly merged", hence also above 0.5
+    assert mc_h[-1] > 0.5
+
+
+def test_ce_minority_rows_shrink(results):
+    assert results["weight_norm_ratios"][0] == pytest.approx(1.0, abs=1e-5)
+    assert results["weight_norm_ratios"][-1] < 1.0
+    assert results["mean_norm_ratios"][-1] < 1.0
+
+
+def test_fixed_etf_holds_the_classifier_but_not_the_means(results):
+    etf = etf_value(results)
+    for mc_w in results["etf_mc_weights"]:
+        assert mc_w == pytest.approx(etf, abs=1e-6)
+    mc_h = results["etf_mc_means"]
+    assert mc_h[0] == pytest.approx(etf, abs=1e-5)
+    assert non_decreasing(mc_h) and mc_h[-1] > etf + 0.1
+    assert results["etf_mean_norm_ratios"][-1] < 1.0
+    duality = results["etf_self_duality"]
+    assert duality[0] < 1e-5 and duality[-1] > duality[0] + 0.1
+
+
+def test_seli_distances_shrink_with_weight_decay(results):
+    decays = results["seli_weight_decays"]
+    assert all(a > b for a, b in itertools.pairwise(decays))
+    for key in ("seli_distances", "seli_means_distances"):
+        assert all(a > b for a, b in itertools.pairwise(results[key])), key
+
+
+def test_seli_minority_classifiers_lean_together_while_embeddings_spread(results):
+    seli, etf = results["seli_mc"], etf_value(results)
+    assert etf < seli["weights"] < 1.0
+    assert seli["means"] < etf
+
+
+def test_p2p_restores_classifiers_and_means_at_the_largest_ratio(results):
+    p2p, etf = results["p2p"], etf_value(results)
+    assert all(p2p["converged"])
+    assert p2p["mc_weights"][-1] < results["mc_weights"][-1]
+    assert p2p["mc_means"][-1] < results["mc_means"][-1]
+    assert p2p["mc_weights"][-1] == pytest.approx(etf, abs=0.1)
+    assert p2p["mc_means"][-1] == pytest.approx(etf, abs=0.1)
+
+
+def test_runs_under_nbval_lax(tmp_path):
+    proc = run_nbval_lax(NAME, tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
