@@ -187,6 +187,7 @@ def evaluate(
     test_x: torch.Tensor | None = None,
     batch_size: int = 1024,
     nc: bool = True,
+    geometry: bool = False,
 ) -> dict[str, Any]:
     """Accuracy on the unaugmented training and test sets, and NC metrics of the training set.
 
@@ -197,7 +198,9 @@ def evaluate(
     ``train_x`` and ``test_x`` may pass copies of the inputs already on the method's device (as
     ``fit`` does); by default the dataset's tensors are moved there. Returns
     ``{"train_acc": float, "test": metrics.accuracy_by_group(...), "nc": NCMetrics.as_dict()``
-    (None when ``nc=False``)``}``.
+    (None when ``nc=False``)``}``. With ``geometry=True`` (and ``nc``) it also holds
+    ``"geometry": {"class_means": (K, d), "classifier": (K, d)}`` as nested lists: the training
+    set's class means and the inference classifier, for pictures of the simplex over training.
     """
     device = next(method.parameters()).device
     train_x = train_x if train_x is not None else dataset.train_x.to(device)
@@ -222,7 +225,13 @@ def evaluate(
             acc.update_agreement(h, y, weight, bias)
         minority = minority_classes(dataset.counts)
         metrics = acc.compute(weight, bias, minority=minority).as_dict()
-    return {"train_acc": train_acc, "test": test, "nc": metrics}
+    result = {"train_acc": train_acc, "test": test, "nc": metrics}
+    if nc and geometry:
+        result["geometry"] = {
+            "class_means": acc.means.tolist(),
+            "classifier": weight.detach().double().cpu().tolist(),
+        }
+    return result
 
 
 def fit(
@@ -246,6 +255,7 @@ def fit(
     resume: bool = False,
     stop_after: int | None = None,
     progress: bool = True,
+    record_geometry: bool = False,
 ) -> TrainResult:
     """Train ``method`` (from ``methods.make_method``) on ``dataset`` and measure every epoch.
 
@@ -267,6 +277,8 @@ def fit(
         starts afresh when there is no checkpoint yet.
     stop_after: stop after this epoch (time-boxed sessions); resume later to finish.
     progress: show a tqdm progress bar (terminal or notebook).
+    record_geometry: also keep, on evaluated epochs, ``"geometry"``: the training set's class
+        means and the inference classifier, (K, d) each, as nested lists (see ``evaluate``).
 
     Returns a :class:`TrainResult`: ``history`` holds one dict per epoch (``epoch`` 1-based,
     ``lr``, ``loss``, ``loss_parts``, ``train_s``, ``samples_per_s`` and, on evaluated epochs,
@@ -369,7 +381,8 @@ def fit(
                 "samples_per_s": (steps_per_epoch * batch_size if drop_last else len(x)) / train_s,
             }
             if epoch % metrics_every == 0 or epoch == last:
-                record.update(_flatten(evaluate(method, dataset, train_x=x, test_x=test_x)))
+                ev = evaluate(method, dataset, train_x=x, test_x=test_x, geometry=record_geometry)
+                record.update(_flatten(ev))
             history.append(record)
             if out is not None:
                 save_checkpoint(ckpt, {
@@ -426,6 +439,7 @@ def _flatten(ev: dict[str, Any]) -> dict[str, Any]:
         "test_few": test["few"],
         "test_per_class": test["per_class"],
         "nc": ev["nc"],
+        **({"geometry": ev["geometry"]} if "geometry" in ev else {}),
     }
 
 

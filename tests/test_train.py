@@ -193,3 +193,19 @@ def test_write_json_is_atomic_and_json_safe(tmp_path) -> None:
     path = write_json(tmp_path / "a.json", {"x": math.nan, "t": torch.tensor([1.5, math.inf])})
     assert json.loads(path.read_text()) == {"x": None, "t": [1.5, None]}
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def test_recorded_geometry_is_the_class_means_and_the_inference_classifier(data) -> None:
+    method = _method("allnc", data)
+    result = _fit(method, data, record_geometry=True)
+    assert all("geometry" in record for record in result.history)
+    last = result.history[-1]["geometry"]
+    method.eval()
+    with torch.no_grad():
+        features = method(data.train_x).features.double()
+    want_means = torch.stack([features[data.train_y == k].mean(0) for k in range(len(COUNTS))])
+    torch.testing.assert_close(torch.tensor(last["class_means"], dtype=torch.float64), want_means)
+    torch.testing.assert_close(
+        torch.tensor(last["classifier"], dtype=torch.float64), method.classifier()[0].double()
+    )
+    assert "geometry" not in _fit(_method("ce", data), data, epochs=1).history[-1]
