@@ -184,8 +184,8 @@ class AllNC(Method):
         progress: float,
         epoch: int,
         balanced_batch: tuple[torch.Tensor, torch.Tensor] | None = None,
-    ) -> tuple[torch.Tensor, dict[str, float]]:
-        """One step's total loss and its parts (floats: loss, conv, rebal, hycon, p2p, alpha)."""
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """One step's total loss and its detached parts (loss, conv, rebal, hycon, p2p, alpha)."""
         cfg = self.config
         parts: dict[str, torch.Tensor] = {}
         if self.conv_head is not None:
@@ -223,10 +223,7 @@ class AllNC(Method):
         self.bank.update(features, targets)
         if self.proj_bank is not None and projections is not None:
             self.proj_bank.update(projections, targets)
-        values = torch.stack(
-            [total.detach().float(), *(v.detach().float() for v in parts.values())]
-        )
-        return total, dict(zip(["loss", *parts], values.tolist(), strict=True))
+        return total, {"loss": total.detach(), **{k: v.detach() for k, v in parts.items()}}
 
     def classifier(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The inference head (W (K, d), b (K,)); with ``inference="average"`` the mean head."""

@@ -47,10 +47,10 @@ class _SingleHead(Method):
         progress: float,
         epoch: int,
         balanced_batch: tuple[torch.Tensor, torch.Tensor] | None = None,
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         gbbn_alpha(progress)  # validates progress in [0, 1]
         value = self._loss(self.net(x), y, progress)
-        return value, {"loss": float(value.detach())}
+        return value, {"loss": value.detach()}
 
     def classifier(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         head = self.net.head
@@ -166,7 +166,10 @@ def make_method(
     if unknown:
         raise ValueError(f"method {name!r} has no option(s) {unknown}; allowed: {allowed}")
     if name == "allnc":
-        return AllNC(backbone, k, counts, AllNCConfig(**options))
-    if name in ("la", "ldam-drw"):
-        return builders[name](backbone, k, counts, **options)
-    return builders[name](backbone, k, **options)
+        method = AllNC(backbone, k, counts, AllNCConfig(**options))
+    elif name in ("la", "ldam-drw"):
+        method = builders[name](backbone, k, counts, **options)
+    else:
+        method = builders[name](backbone, k, **options)
+    method.name = name
+    return method

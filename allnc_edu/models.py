@@ -259,13 +259,16 @@ class Method(nn.Module):
 
     - ``forward(x) -> ModelOutput(features, logits)``: the logits used at inference.
     - ``loss(x, y, *, progress, epoch, balanced_batch) -> (loss, stats)``: the training loss of
-      one step; ``progress`` in [0, 1] is the fraction of training done, ``balanced_batch`` an
-      extra class-balanced ``(x, y)`` batch for recipes with ``needs_balanced_batch``.
+      one step and its parts as detached 0-d tensors (no host sync: the trainer averages them);
+      ``progress`` in [0, 1] is the fraction of training done, ``balanced_batch`` an extra
+      class-balanced ``(x, y)`` batch for recipes with ``needs_balanced_batch``.
     - ``classifier() -> (weight (K, d), bias (K,) | None)``: the inference head, for NC metrics.
     - ``class_means() -> (K, d) | None``: the class-mean bank, if the recipe keeps one.
     - ``balanced_q``: exponent q of the balanced sampler (weights proportional to n_k^-q).
+    - ``name``: the recipe's name in ``methods.METHODS`` (set by ``make_method``).
     """
 
+    name: str = ""
     needs_balanced_batch: bool = False
     balanced_q: float = 1.0
 
@@ -277,7 +280,7 @@ class Method(nn.Module):
         progress: float,
         epoch: int,
         balanced_batch: tuple[torch.Tensor, torch.Tensor] | None = None,
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         raise NotImplementedError
 
     def classifier(self) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -299,7 +299,7 @@ def fit(
     dev = pick_device(device)
     channels_last = channels_last and images
     config = {
-        "method": getattr(method, "name", type(method).__name__),
+        "method": getattr(method, "name", "") or type(method).__name__,
         "dataset": dataset.name,
         "imbalance_ratio": dataset.imbalance_ratio,
         "profile": dataset.profile,

@@ -69,7 +69,7 @@ def test_every_ablation_combination_runs_and_backpropagates(hycon, p2p, gbbn):
         loss, stats = model.loss(
             x, y, progress=0.5, epoch=step, balanced_batch=balanced if gbbn else None
         )
-        assert math.isfinite(loss.item()) and stats["loss"] == pytest.approx(loss.item())
+        assert math.isfinite(loss.item()) and stats["loss"].item() == pytest.approx(loss.item())
         assert ("hycon" in stats) is hycon and ("p2p" in stats) is p2p
         assert ("rebal" in stats) is gbbn
         model.zero_grad()
@@ -104,7 +104,8 @@ def test_total_loss_is_the_weighted_sum_of_its_parts():
     model = _model(lambda_h=0.5, lambda_p=2.0)
     (x, y), balanced = _batches()
     model.loss(x, y, progress=0.0, epoch=0, balanced_batch=balanced)  # fill the bank
-    _, s = model.loss(x, y, progress=0.6, epoch=0, balanced_batch=balanced)
+    _, stats = model.loss(x, y, progress=0.6, epoch=0, balanced_batch=balanced)
+    s = {k: v.item() for k, v in stats.items()}
     alpha = 1 - 0.6**2
     assert s["alpha"] == pytest.approx(alpha)
     want = alpha * s["conv"] + (1 - alpha) * s["rebal"] + 0.5 * s["hycon"] + 2.0 * s["p2p"]

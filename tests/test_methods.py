@@ -46,8 +46,10 @@ def test_method_interface(name):
     assert method.needs_balanced_batch is (name == "allnc")
     assert (method.class_means() is None) is (name != "allnc")
     loss, stats = _loss(method, x, y, balanced)
-    assert math.isfinite(loss.item()) and stats["loss"] == pytest.approx(loss.item())
-    assert all(isinstance(v, float) for v in stats.values())
+    assert math.isfinite(loss.item()) and stats["loss"].item() == pytest.approx(loss.item())
+    assert method.name == name
+    for value in stats.values():  # detached 0-d tensors: no host sync inside the training step
+        assert torch.is_tensor(value) and value.ndim == 0 and not value.requires_grad
     loss.backward()
     grads = [p.grad for p in method.parameters() if p.requires_grad]
     assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
