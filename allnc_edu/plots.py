@@ -7,7 +7,8 @@ Minority classes are drawn dashed with open markers, and named "(minority)" in t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -327,9 +328,28 @@ def minority_collapse_sweep_figure(
             row=2,
             col=1,
         )
-    fig.update_xaxes(type="log", title_text="imbalance ratio", row=rows, col=1)
+    fig.update_xaxes(type="log")
+    fig.update_xaxes(title_text="imbalance ratio", row=rows, col=1)
     fig.update_layout(title=title or "Minority collapse against imbalance")
     return fig
+
+
+def sweep_records_figure(
+    records: Sequence[Mapping[str, Any]], *, norms: bool = True, title: str | None = None
+) -> go.Figure:
+    """:func:`minority_collapse_sweep_figure` of ``ufm.imbalance_sweep`` records (dicts with
+    ``ratio``, ``counts``, ``mc_weights``, ``mc_means`` and ``weight_norm_ratio``), with the
+    classifier-norm panel when ``norms``."""
+    if not records:
+        raise ValueError("records is empty: run ufm.imbalance_sweep over at least one ratio")
+    return minority_collapse_sweep_figure(
+        [r["ratio"] for r in records],
+        [r["mc_weights"] for r in records],
+        [r["mc_means"] for r in records],
+        [r["weight_norm_ratio"] for r in records] if norms else None,
+        num_classes=len(records[0]["counts"]),
+        title=title,
+    )
 
 
 def _etf_trace(ref: np.ndarray) -> go.Scatter3d:

@@ -131,7 +131,7 @@ def test_sweep_figure_uses_a_log_axis_and_checks_lengths():
     fig = plots.minority_collapse_sweep_figure(
         [1, 10, 100], [-0.3, 0.1, 0.9], [-0.3, 0.0, 0.5], [1.0, 0.7, 0.4], num_classes=4
     )
-    assert fig.layout.xaxis2.type == "log"
+    assert fig.layout.xaxis.type == fig.layout.xaxis2.type == "log", "every panel"
     assert [t.name for t in fig.data] == [
         "MC_W (classifiers)",
         "MC_H (centred means)",
@@ -139,6 +139,24 @@ def test_sweep_figure_uses_a_log_axis_and_checks_lengths():
     ]
     with pytest.raises(ValueError, match="3 ratios"):
         plots.minority_collapse_sweep_figure([1, 10, 100], [0.0, 1.0])
+
+
+def test_sweep_records_figure_reads_ufm_sweep_records():
+    records = [
+        {"ratio": ratio, "counts": [100, 100, 100 // ratio], "mc_weights": mc, "mc_means": mc / 2,
+         "weight_norm_ratio": 1 / ratio}
+        for ratio, mc in ((1, -0.5), (10, 0.2), (100, 0.8))
+    ]  # fmt: skip
+    fig = plots.sweep_records_figure(records, title="CE")
+    assert list(fig.data[0].x) == [1, 10, 100] and list(fig.data[1].y) == [-0.25, 0.1, 0.4]
+    assert list(fig.data[2].y) == [1, 0.1, 0.01] and fig.layout.title.text == "CE"
+    assert fig.layout.shapes[0].y0 == pytest.approx(-0.5), "the ETF value -1/(K-1) for K = 3"
+    assert [t.name for t in plots.sweep_records_figure(records, norms=False).data] == [
+        "MC_W (classifiers)",
+        "MC_H (centred means)",
+    ]
+    with pytest.raises(ValueError, match="empty"):
+        plots.sweep_records_figure([])
 
 
 def test_every_colour_is_hex_or_integer_rgb():
