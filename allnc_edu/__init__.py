@@ -20,11 +20,13 @@ __version__ = "0.1.0"
 _SUBMODULES = (
     "allnc",
     "data",
+    "experiments",
     "geometry",
     "losses",
     "metrics",
     "models",
     "plots",
+    "report",
     "train",
     "ufm",
     "widgets",

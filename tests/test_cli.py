@@ -65,10 +65,3 @@ def test_missing_cifar_without_download_is_one_line_from_the_shell(tmp_path) -> 
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
     assert "not found" in done.stderr and "--download" in done.stderr
     assert not any(tmp_path.iterdir()), "nothing may be downloaded without --download"
-
-
-def test_demo_prints_nc_metrics(tmp_path, capsys) -> None:
-    assert main(["demo", "--epochs", "1", "--out", str(tmp_path)]) == 0
-    printed = capsys.readouterr().out
-    assert "mnist1d" in printed and "MC_W" in printed and "NC1" in printed
-    assert json.loads((tmp_path / "report.json").read_text())["method"]
