@@ -30,16 +30,12 @@
 
 # %%
 # Setup. On Colab, install allnc_edu from its repository; Colab's own torch is kept.
+import subprocess
 import sys
 
 if "google.colab" in sys.modules:
-    import subprocess
-
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q",
-         "allnc-edu @ git+https://github.com/allnc-edu/allnc-edu"],
-        check=True,
-    )
+    package = "allnc-edu @ git+https://github.com/allnc-edu/allnc-edu"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)
 
 import allnc_edu
 
@@ -232,8 +228,7 @@ summary = {
     "converged": result.converged,
     "nc1_initial": first["nc1"],
     "snapshots": [
-        {key: run.final[key] for key in ("step", "nc1", "etf_distance_means")}
-        for run in snapshots
+        {key: run.final[key] for key in ("step", "nc1", "etf_distance_means")} for run in snapshots
     ],
     "final": {
         key: final[key]

@@ -29,16 +29,12 @@
 
 # %%
 # Setup. On Colab, install allnc_edu from its repository; Colab's own torch is kept.
+import subprocess
 import sys
 
 if "google.colab" in sys.modules:
-    import subprocess
-
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q",
-         "allnc-edu @ git+https://github.com/allnc-edu/allnc-edu"],
-        check=True,
-    )
+    package = "allnc-edu @ git+https://github.com/allnc-edu/allnc-edu"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)
 
 import allnc_edu
 
@@ -142,14 +138,7 @@ for r in ce:
         f"IR {r['ratio']:5g}: MC_W {r['mc_weights']:+.3f}, MC_H {r['mc_means']:+.3f}, "
         f"norm ratios: classifier {r['weight_norm_ratio']:.2f}, means {r['mean_norm_ratio']:.2f}"
     )
-plots.minority_collapse_sweep_figure(
-    RATIOS,
-    [r["mc_weights"] for r in ce],
-    [r["mc_means"] for r in ce],
-    [r["weight_norm_ratio"] for r in ce],
-    num_classes=K,
-    title="Cross-entropy: minority collapse grows with imbalance",
-).show()
+plots.sweep_records_figure(ce, title="Cross-entropy: minority collapse grows with imbalance").show()
 
 # %% [markdown]
 # Both cosines start at $-1/(K-1)$ at IR 1 and climb with the imbalance, up to the values
@@ -217,12 +206,8 @@ for r in etf:
         f"minority/majority mean norm {r['mean_norm_ratio']:.2f}, "
         f"self-duality gap {r['self_duality']:.3f}"
     )
-plots.minority_collapse_sweep_figure(
-    RATIOS,
-    [r["mc_weights"] for r in etf],
-    [r["mc_means"] for r in etf],
-    num_classes=K,
-    title="Fixed ETF classifier: W holds, the minority means still squeeze",
+plots.sweep_records_figure(
+    etf, norms=False, title="Fixed ETF classifier: W holds, the minority means still squeeze"
 ).show()
 
 # %% [markdown]
@@ -261,13 +246,8 @@ for r, base in zip(p2p, ce, strict=True):
         f"IR {r['ratio']:5g}: MC_W {r['mc_weights']:+.3f} (CE {base['mc_weights']:+.3f}), "
         f"MC_H {r['mc_means']:+.3f} (CE {base['mc_means']:+.3f})"
     )
-plots.minority_collapse_sweep_figure(
-    RATIOS,
-    [r["mc_weights"] for r in p2p],
-    [r["mc_means"] for r in p2p],
-    [r["weight_norm_ratio"] for r in p2p],
-    num_classes=K,
-    title="CE + P2P: classifiers and means both stay near the ETF",
+plots.sweep_records_figure(
+    p2p, title="CE + P2P: classifiers and means both stay near the ETF"
 ).show()
 
 # %% [markdown]

@@ -68,3 +68,15 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     assert "test-command:" in ci and 'eval "$test_command"' in ci
     assert "torch==2.14.1 torchvision==0.29.1" in ci
+
+
+def test_readme_lists_every_notebook_with_colab_and_binder_badges() -> None:
+    readme = (ROOT / "README.md").read_text()
+    notebooks = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
+    assert notebooks
+    repo = PYPROJECT["project"]["urls"]["Repository"].removeprefix("https://github.com/")
+    for name in notebooks:
+        row = next((line for line in readme.splitlines() if f"notebooks/{name}.ipynb)" in line), "")
+        assert f"colab.research.google.com/github/{repo}/blob/main/notebooks/{name}.ipynb" in row
+        assert f"mybinder.org/v2/gh/{repo}/main?urlpath=lab/tree/notebooks/{name}.ipynb" in row
+        assert re.search(r"\| \d+ (s|min)", row), f"{name}: the row states a measured CPU time"
