@@ -18,6 +18,7 @@ import html
 import inspect
 import os
 import tempfile
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -318,7 +319,8 @@ def side_by_side(figures: Mapping[str, go.Figure], *, height: int = 480) -> go.F
     if not figures:
         raise ValueError("figures is empty: nothing to place side by side")
     n = len(figures)
-    titles = [fig.layout.title.text or key for key, fig in figures.items()]
+    width = max(20, 120 // n)  # characters per line of a scene's subtitle, so titles never overlap
+    titles = [_wrap_subtitle(fig.layout.title.text or key, width) for key, fig in figures.items()]
     out = make_subplots(rows=1, cols=n, specs=[[{"type": "scene"}] * n], subplot_titles=titles)
     for i, fig in enumerate(figures.values(), start=1):
         for trace in fig.data:
@@ -328,6 +330,15 @@ def side_by_side(figures: Mapping[str, go.Figure], *, height: int = 480) -> go.F
         out.update_layout({f"scene{i if i > 1 else ''}": fig.layout.scene})
     out.update_layout(height=height, margin={"l": 0, "r": 0, "t": 80, "b": 0})
     return out
+
+
+def _wrap_subtitle(title: str, width: int) -> str:
+    """Break the ``<sup>`` note of a ``plots`` title into lines of at most ``width`` characters."""
+    heading, sep, note = title.partition("<br><sup>")
+    if not sep:
+        return title
+    lines = textwrap.wrap(note.removesuffix("</sup>"), width)
+    return heading + "".join(f"<br><sup>{line}</sup>" for line in lines)
 
 
 def slider_figure(figures: Mapping[str, go.Figure], *, label: str = "") -> go.Figure:

@@ -216,6 +216,10 @@ def test_simplex_views_puts_one_scene_per_run_with_one_legend() -> None:
     titles = [a.text for a in fig.layout.annotations]
     assert [t.split("<br>")[0] for t in titles] == list(summaries)
     assert all("projection" in t for t in titles)  # K = 4 in d = 5: the note says so
+    notes = [line for t in titles for line in t.split("<br>")[1:]]
+    assert notes and all(
+        len(line.removeprefix("<sup>").removesuffix("</sup>")) <= 40 for line in notes
+    )
     per_run = len(fig.data) // 3
     assert all(t.showlegend is False for t in fig.data[per_run:])
     with pytest.raises(ValueError, match="record_geometry"):
