@@ -19,14 +19,25 @@ __version__ = "0.1.0"
 
 _SUBMODULES = (
     "allnc",
+    "bench",
+    "checkpoint",
     "data",
+    "demo",
     "experiments",
+    "fmt",
     "geometry",
+    "groups",
+    "loader",
     "losses",
+    "method_base",
+    "methods",
     "metrics",
     "models",
     "plots",
+    "progress",
+    "records",
     "report",
+    "study",
     "train",
     "ufm",
     "widgets",
@@ -44,7 +55,8 @@ def __getattr__(name: str):
 def pick_device(device: str | torch.device = "auto") -> torch.device:
     """Resolve ``"auto"`` to CUDA, then Apple MPS, then CPU; pass any other name through.
 
-    Raises ValueError when the named device is not available here.
+    Raises ValueError when the name is not a device, names a kind that cannot train (e.g.
+    "meta"), or names a device not available here.
     """
     if isinstance(device, torch.device):
         device = str(device)
@@ -54,7 +66,14 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
         if torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"device {device!r} is not a device name; use auto, cpu, cuda, cuda:N or mps"
+        ) from None
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device {device!r}: training runs on cpu, cuda or mps, not {dev.type}")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} requested but CUDA is not available here")
     if dev.type == "mps" and not torch.backends.mps.is_available():

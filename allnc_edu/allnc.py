@@ -9,18 +9,24 @@ Total loss of one step, with t/T = ``progress``:
 
 - GBBN (R): a shared backbone and two linear heads. Conventional head W_c: CE on the usual
   (instance-balanced) batch, driving feature learning. Re-balancing head W_r: CE (or
-  logit-adjusted CE) on a class-balanced batch (sampling weights proportional to n_k^-q),
+  logit-adjusted CE, adjusted by the batch's own class distribution pi_k proportional to
+  n_k^(1-q), ``sampling_log_prior``) on a batch drawn with weights proportional to n_k^-q,
   driving classifier learning. alpha(t) = 1 - (t/T)^gamma moves the weight from the first to
   the second (gamma = 2 is BBN's parabola). Inference uses W_r (or the average of both heads).
   GBBN off: a single head trained with CE on the usual batches.
 - HyCon (R), for NC1: ``losses.hycon_loss`` on projections g(z) of all samples of the step,
   with prototypes from a class-mean bank (of g(z); the feature bank when g is the identity).
-- P2P (R), for NC2 + NC3: ``losses.p2p_loss`` between the class means (bank mixed with the
-  batch, with gradient) and the inference head W_r (the single head when GBBN is off).
+- P2P (R), for NC2 + NC3: ``losses.p2p_loss`` between the class means and the inference head
+  W_r (the single head when GBBN is off). The means carry P2P's full gradient to the features
+  (``ClassMeanBank.p2p_means``: the EMA's value, the batch mean's gradient), so the network's
+  P2P is the objective the unconstrained-features model (``ufm``) optimises.
 - Class-mean bank: an EMA of per-class feature means, updated after the loss of every step.
 
-Both batches of a GBBN step go through the backbone as one concatenated batch (one forward
-pass; BatchNorm sees both), and HyCon, P2P and the bank use the samples of both.
+The two batches of a GBBN step go through the backbone in two passes (``bn_passes=
+"separate"``, BatchNorm normalises each batch with its own statistics, as BBN's branches) or
+one concatenated pass (``"joint"``). HyCon contrasts the samples of both batches (or of one,
+``hycon_samples``); P2P and the bank use both. ``defer`` keeps HyCon and P2P off for a first
+fraction of training.
 """
 
 from __future__ import annotations
@@ -32,13 +38,35 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import ArrayLike, as_counts
-from .losses import HYCON_WEIGHTINGS, P2P_MODES, ClassMeanBank, hycon_loss, log_prior, p2p_loss
-from .models import LinearHead, Method, ModelOutput
+from ._checks import ArrayLike, as_counts, check_choice, check_scalar
+from .losses import (
+    HYCON_WEIGHTINGS,
+    P2P_MEAN_FORMS,
+    P2P_MODES,
+    ClassMeanBank,
+    hycon_loss,
+    log_prior,
+    p2p_loss,
+)
+from .method_base import Method, check_progress
+from .models import LinearHead, ModelOutput
 
 REBALANCE_LOSSES = ("ce", "la")
 INFERENCE_HEADS = ("rebalancing", "average")
 PROJECTIONS = ("mlp", "identity")
+BN_PASSES = ("separate", "joint")
+HYCON_SAMPLES = ("all", "conventional", "balanced")
+#: The allowed values of ``AllNCConfig``'s text fields (the command line's choices too).
+OPTION_CHOICES = {
+    "p2p_mode": P2P_MODES,
+    "rebalance_loss": REBALANCE_LOSSES,
+    "inference": INFERENCE_HEADS,
+    "hycon_weighting": HYCON_WEIGHTINGS,
+    "projection": PROJECTIONS,
+    "p2p_means": P2P_MEAN_FORMS,
+    "bn_passes": BN_PASSES,
+    "hycon_samples": HYCON_SAMPLES,
+}
 
 
 def gbbn_alpha(progress: float, gamma: float = 2.0) -> float:
@@ -60,64 +88,99 @@ def gbbn_alpha(progress: float, gamma: float = 2.0) -> float:
     return 1.0 - progress**gamma
 
 
+def sampling_log_prior(class_counts: ArrayLike, q: float) -> torch.Tensor:
+    """log pi_k of the re-balancing branch's batches, (K,) float32: pi_k proportional to n_k^(1-q).
+
+    Sampling each training sample with weight n_{y_i}^-q draws class k with probability
+    proportional to n_k * n_k^-q. Logit adjustment on these batches must use this
+    distribution, not the training prior: at q = 1 (class-balanced batches) it is uniform and
+    the adjustment vanishes (adding log pi of the training set would correct the prior twice);
+    at q = 0 it is the training prior.
+    """
+    n = as_counts(class_counts, "class_counts").to(torch.float64)
+    logits = (1.0 - float(q)) * n.log()
+    return (logits - torch.logsumexp(logits, dim=0)).to(torch.float32)
+
+
 @dataclass(frozen=True)
 class AllNCConfig:
-    """AllNC's switches and hyper-parameters, with the defaults of ``allnc-method.md``.
+    """AllNC's switches and hyper-parameters; defaults chosen on the validation split (issue 9,
+    ``docs/method.md``); the spec's defaults (``allnc-method.md``) are ``methods.VARIANTS
+    ["allnc-spec"]``.
 
     Attributes:
         hycon, p2p, gbbn: component switches (all on = AllNC; off ones give the ablations).
-        lambda_h, lambda_p: weights of HyCon and P2P (1, 1).
+        lambda_h, lambda_p: weights of HyCon and P2P (0.1, 0.1; the spec's 1, 1 lost).
         tau: HyCon temperature (0.1).
-        gamma: GBBN exponent, alpha = 1 - (t/T)^gamma (2 = BBN).
-        q: class-balanced sampling weights proportional to n_k^-q (1).
+        gamma: GBBN exponent, alpha = 1 - (t/T)^gamma (0.5; 2 = BBN's parabola).
+        q: re-balancing batches drawn with weights proportional to n_k^-q (0.5; 1 balanced).
         p2p_mode: "cross" (default), "separate" or "both" (R).
         bank_momentum: m of the class-mean bank EMA and of P2P's bank/batch mix (0.9).
-        rebalance_loss: loss of the re-balancing branch, "ce" (default) or "la" (R).
+        rebalance_loss: loss of the re-balancing branch, "la" (default: logit adjustment by
+            the batch's class distribution, proportional to n_k^(1-q)) or "ce" (R).
         la_tau: logit-adjustment tau when ``rebalance_loss="la"`` (1).
         inference: "rebalancing" (W_r, default) or "average" (mean of both heads' logits) (R).
         hycon_weighting: "balanced" (each class equal, default) or "mean" (R).
         projection: HyCon's head g, "mlp" (Linear-ReLU-Linear, default) or "identity" (R).
         projection_dim: output width of the "mlp" projection (128).
+        p2p_means: class means inside P2P, "ema" (value of the bank's EMA update, gradient of
+            the batch mean with weight 1, default) or "batch" (the batch means).
+        bn_passes: GBBN's two batches through the backbone, "separate" (two forward passes,
+            BatchNorm statistics of each batch apart, as BBN) or "joint" (one concatenated pass).
+        hycon_samples: the samples HyCon contrasts, "all" (both GBBN batches, default),
+            "conventional" (the instance-balanced batch) or "balanced" (the class-balanced one).
+        defer: HyCon and P2P are off for this first fraction of training (0: always on).
     """
 
     hycon: bool = True
     p2p: bool = True
     gbbn: bool = True
-    lambda_h: float = 1.0
-    lambda_p: float = 1.0
+    lambda_h: float = 0.1
+    lambda_p: float = 0.1
     tau: float = 0.1
-    gamma: float = 2.0
-    q: float = 1.0
+    gamma: float = 0.5
+    q: float = 0.5
     p2p_mode: str = "cross"
     bank_momentum: float = 0.9
-    rebalance_loss: str = "ce"
+    rebalance_loss: str = "la"
     la_tau: float = 1.0
     inference: str = "rebalancing"
     hycon_weighting: str = "balanced"
     projection: str = "mlp"
     projection_dim: int = 128
+    p2p_means: str = "ema"
+    bn_passes: str = "separate"
+    hycon_samples: str = "all"
+    defer: float = 0.0
 
     def __post_init__(self) -> None:
-        choices = {
-            "p2p_mode": P2P_MODES,
-            "rebalance_loss": REBALANCE_LOSSES,
-            "inference": INFERENCE_HEADS,
-            "hycon_weighting": HYCON_WEIGHTINGS,
-            "projection": PROJECTIONS,
+        """Check every field (bools must be bools; numbers finite) and store numbers as floats."""
+        bounds = {  # field: (low, include_low, high, include_high); None: unbounded
+            "lambda_h": (0, True, None, True),
+            "lambda_p": (0, True, None, True),
+            "tau": (0, False, None, True),
+            "gamma": (0, False, None, True),
+            "q": (0, True, None, True),
+            "bank_momentum": (0, True, 1, False),
+            "la_tau": (0, True, None, True),
+            "defer": (0, True, 1, False),
         }
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        for name in ("lambda_h", "lambda_p", "q", "la_tau"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("tau", "gamma"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        if not 0.0 <= self.bank_momentum < 1.0:
-            raise ValueError(f"bank_momentum must be in [0, 1), got {self.bank_momentum}")
-        if self.projection_dim < 1:
-            raise ValueError(f"projection_dim must be >= 1, got {self.projection_dim}")
+        for name in ("hycon", "p2p", "gbbn"):
+            object.__setattr__(self, name, check_scalar(name, getattr(self, name), kind=bool))
+        for name, (low, include_low, high, include_high) in bounds.items():
+            value = check_scalar(
+                name,
+                getattr(self, name),
+                low=low,
+                high=high,
+                include_low=include_low,
+                include_high=include_high,
+            )
+            object.__setattr__(self, name, value)
+        for name, allowed in OPTION_CHOICES.items():
+            check_choice(name, getattr(self, name), allowed)
+        dim = check_scalar("projection_dim", self.projection_dim, kind=int, low=1)
+        object.__setattr__(self, "projection_dim", dim)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -163,6 +226,7 @@ class AllNC(Method):
         if cfg.hycon and cfg.projection == "mlp":
             self.proj_bank = ClassMeanBank(num_classes, cfg.projection_dim, cfg.bank_momentum)
         self.register_buffer("log_prior", log_prior(counts))
+        self.register_buffer("sampling_log_prior", sampling_log_prior(counts, cfg.q))
         self.needs_balanced_batch = cfg.gbbn
         self.balanced_q = cfg.q
 
@@ -194,32 +258,47 @@ class AllNC(Method):
             alpha = gbbn_alpha(progress, cfg.gamma)
             xb, yb = balanced_batch
             n = x.shape[0]
-            features = self.backbone(torch.cat([x, xb]))
+            if cfg.bn_passes == "separate":
+                features = torch.cat([self.backbone(x), self.backbone(xb)])
+            else:
+                features = self.backbone(torch.cat([x, xb]))
             targets = torch.cat([y, yb])
             rebal_logits = self.head(features[n:])
             if cfg.rebalance_loss == "la":
-                rebal_logits = rebal_logits.float() + cfg.la_tau * self.log_prior
+                rebal_logits = rebal_logits.float() + cfg.la_tau * self.sampling_log_prior
             parts["conv"] = F.cross_entropy(self.conv_head(features[:n]), y)
             parts["rebal"] = F.cross_entropy(rebal_logits, yb)
             total = alpha * parts["conv"] + (1.0 - alpha) * parts["rebal"]
             parts["alpha"] = torch.tensor(alpha, device=total.device)
+            hycon_rows = {"all": slice(None), "conventional": slice(None, n)}.get(
+                cfg.hycon_samples, slice(n, None)
+            )
         else:
-            gbbn_alpha(progress)  # validates progress the same way with or without GBBN
+            check_progress(progress)
             features, targets = self.backbone(x), y
             parts["conv"] = F.cross_entropy(self.head(features), y)
             total = parts["conv"]
+            hycon_rows = slice(None)
+        active = progress >= cfg.defer
         projections = None
         if cfg.hycon:
             projections = self.projection(features)
             prototypes, seen = (self.proj_bank or self.bank).prototypes()
             parts["hycon"] = hycon_loss(
-                projections, targets, prototypes, seen, cfg.tau, cfg.hycon_weighting
+                projections[hycon_rows],
+                targets[hycon_rows],
+                prototypes,
+                seen,
+                cfg.tau,
+                cfg.hycon_weighting,
             )
-            total = total + cfg.lambda_h * parts["hycon"]
+            if active:
+                total = total + cfg.lambda_h * parts["hycon"]
         if cfg.p2p:
-            means, valid = self.bank.p2p_means(features, targets)
+            means, valid = self.bank.p2p_means(features, targets, cfg.p2p_means)
             parts["p2p"] = p2p_loss(means, self.head.weight, cfg.p2p_mode, valid)
-            total = total + cfg.lambda_p * parts["p2p"]
+            if active:
+                total = total + cfg.lambda_p * parts["p2p"]
         self.bank.update(features, targets)
         if self.proj_bank is not None and projections is not None:
             self.proj_bank.update(projections, targets)

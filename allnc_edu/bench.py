@@ -4,10 +4,13 @@ The reference trains the way the long-tail codebases do (kaidic/LDAM-DRW, GLMC):
 ``DataLoader`` over PIL images with ``RandomCrop(32, padding=4)``, ``RandomHorizontalFlip``,
 ``ToTensor`` and ``Normalize`` in worker processes, and an eager float32 model. Ours is
 ``train.train_step`` as ``fit`` runs it: the data on the device as one tensor, crop and flip on
-whole batches there, bfloat16 autocast and channels_last. Both train the same ResNet-32 (16/32/64
-widths, 64-d features) with the same batch size on the same synthetic CIFAR-sized uint8 images (no
-download). Repetitions alternate (reference, ours, reference, ours, ...) after one warm-up pass of
-each, and the ratio of the medians is the ``speedup``. Measured numbers, not timed tests.
+whole batches there, bfloat16 autocast (where the hardware supports it: ``train.autocast_for``)
+and channels_last. Both train the same ResNet-32 (16/32/64 widths, 64-d features) with the same
+batch size on the same synthetic CIFAR-sized uint8 images (no download). Repetitions alternate
+(reference, ours, our evaluation, ...) after one warm-up pass of each, and the ratio of the
+medians is the ``speedup``. Our evaluation's images/s (``train.evaluate`` over the same images as
+training and test set: accuracy and NC metrics) is reported beside our training images/s.
+Measured numbers, not timed tests.
 """
 
 from __future__ import annotations
@@ -26,9 +29,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import pick_device
-from .data import LongTailDataset, long_tail_counts
+from .data import LongTailDataset, load_dataset, long_tail_counts
 from .loader import DeviceLoader
-from .train import autocast_for, cosine_schedule, evaluate, fit, to_device_tensor, train_step
+from .methods import make_method
+from .models import build_backbone, resnet32_ldam
+from .train import (
+    DEFAULTS,
+    autocast_for,
+    cosine_schedule,
+    evaluate,
+    fit,
+    to_device_tensor,
+    train_step,
+)
 
 #: ``--workers`` default of kaidic/LDAM-DRW and GLMC's training scripts.
 REFERENCE_WORKERS = 4
@@ -131,9 +144,6 @@ def _our_pass(method, optimizer, scheduler, loader: DeviceLoader, autocast) -> i
 
 
 def _resnet32_ce(device: torch.device, channels_last: bool, seed: int) -> nn.Module:
-    from .methods import make_method
-    from .models import resnet32_ldam
-
     torch.manual_seed(seed)
     method = make_method("ce", resnet32_ldam(), 10, CIFAR10_LT_COUNTS)
     fmt = torch.channels_last if channels_last else torch.preserve_format
@@ -193,15 +203,23 @@ def compare_loops(
     def our_pass():
         return _our_pass(ours, ours_opt, ours_sched, dev_loader, autocast)
 
+    eval_data = _eval_dataset(pics)
+
+    def eval_pass():
+        evaluate(ours, eval_data, train_x=x, test_x=x, amp=amp)
+        return 2 * len(x)  # the images pass once as the training set, once as the test set
+
     _timed(device, ref_pass)  # warm-up passes (worker start-up, kernel selection), excluded
     _timed(device, our_pass)
-    ref_runs, our_runs = [], []
+    _timed(device, eval_pass)
+    ref_runs, our_runs, eval_runs = [], [], []
     for r in range(reps):
         ref_runs.append(_timed(device, ref_pass))
         our_runs.append(_timed(device, our_pass))
+        eval_runs.append(_timed(device, eval_pass))
         log(
             f"  rep {r + 1}/{reps}: reference {ref_runs[-1]:7.0f} img/s, "
-            f"ours {our_runs[-1]:7.0f} img/s"
+            f"ours {our_runs[-1]:7.0f} img/s training, {eval_runs[-1]:7.0f} img/s evaluation"
         )
     ref, our = statistics.median(ref_runs), statistics.median(our_runs)
     return {
@@ -216,12 +234,34 @@ def compare_loops(
             "img_per_s": our,
             "runs": our_runs,
             "loader": "DeviceLoader, on-device crop+flip",
-            "precision": "bfloat16 autocast" if amp else "float32",
+            "precision": _precision(autocast),
             "channels_last": channels_last,
+            "eval_img_per_s": statistics.median(eval_runs),
+            "eval_runs": eval_runs,
+            "eval": "train.evaluate: accuracy and NC metrics (float32 features), test set "
+            "under the training autocast",
         },
         "speedup": our / ref,
         "speedup_best": max(our_runs) / max(ref_runs),  # best-of-reps: robust on a shared CPU
     }
+
+
+def _precision(autocast: contextlib.AbstractContextManager) -> str:
+    """What ``train.autocast_for`` chose: bfloat16 only where the hardware supports it."""
+    return "bfloat16 autocast" if isinstance(autocast, torch.autocast) else "float32"
+
+
+def _eval_dataset(pics: np.ndarray) -> LongTailDataset:
+    """The synthetic images as both training and test set, labels cycling through 10 classes
+    (every class present when there are at least 10 images), for timing ``evaluate``."""
+    n = len(pics)
+    x, y = _normalised(pics), torch.arange(n) % 10
+    return LongTailDataset(
+        name="synthetic-cifar10", train_x=x, train_y=y, test_x=x, test_y=y,
+        counts=torch.bincount(y, minlength=10).tolist(), num_classes=10,
+        class_names=[str(k) for k in range(10)], input_shape=(3, 32, 32), imbalance_ratio=1.0,
+        profile="exp",
+    )  # fmt: skip
 
 
 def cifar10_lt_run_time(
@@ -229,7 +269,8 @@ def cifar10_lt_run_time(
 ) -> dict[str, float]:
     """Time of a full CIFAR-10-LT-sized CE run (12406 training, 10000 test images, ResNet-32
     16/32/64), extrapolated from one steady-state epoch after a warm-up epoch, plus one
-    evaluation pass (train and test accuracy and streamed NC metrics)."""
+    evaluation pass (train and test accuracy and streamed NC metrics), and the run's total
+    with an evaluation every epoch and at the default cadence (``train.DEFAULTS``)."""
     n = sum(CIFAR10_LT_COUNTS)
     pics, _ = synthetic_cifar(n + 10_000, seed)
     labels = torch.repeat_interleave(torch.arange(10), torch.tensor(CIFAR10_LT_COUNTS))
@@ -255,28 +296,30 @@ def cifar10_lt_run_time(
     _sync(device)
     eval_s = time.perf_counter() - t0
     train_s = epochs * n / img_per_s
+    every = int(DEFAULTS["cifar10-lt"]["metrics_every"])
+    evaluations = len(set(range(every, epochs + 1, every)) | {epochs})
     return {
         "epochs": epochs,
         "batch_size": batch_size,
         "img_per_s": img_per_s,
         "train_s": train_s,
         "eval_pass_s": eval_s,
+        "eval_img_per_s": (n + len(data.test_y)) / eval_s,
         "total_s_eval_every_epoch": train_s + epochs * eval_s,
+        "metrics_every": every,
+        "total_s_default_cadence": train_s + evaluations * eval_s,
     }
 
 
 def mnist1d_allnc_throughput(device: torch.device, *, epochs: int = 3, seed: int = 0) -> dict:
     """Training samples per second of AllNC on long-tailed MNIST-1D (IR 100) with the default
-    1-D CNN, as ``fit`` runs it (the first epoch, a warm-up, is left out when epochs > 1)."""
-    from .data import load_dataset
-    from .methods import make_method
-    from .models import build_backbone
-
+    1-D CNN, as ``fit`` runs it (the first epoch, a warm-up, is left out when epochs > 1).
+    Every sample drawn counts, the class-balanced batch of each GBBN step included."""
     data = load_dataset("mnist1d", imbalance_ratio=100.0, seed=seed)
     torch.manual_seed(seed)
     method = make_method("allnc", build_backbone("cnn1d", data.input_shape), 10, data.counts)
     result = fit(method, data, epochs=epochs, device=device, seed=seed, progress=False)
-    rates = [h["samples_per_s"] for h in result.history[1 if epochs > 1 else 0 :]]
+    rates = [h.samples_per_s for h in result.history[1 if epochs > 1 else 0 :]]
     return {
         "samples_per_s": statistics.median(rates),
         "epochs": epochs,
@@ -308,9 +351,10 @@ def run_benchmark(
         images = 2 * batch_size if quick else (12416 if gpu else 1024)
     if reps is None:
         reps = 1 if quick else 5
-    if min(batch_size, images, reps) < 1 or images < batch_size or ref_workers < 0:
+    if min(batch_size, images, reps) < 1 or images < max(batch_size, 10) or ref_workers < 0:
         raise ValueError(
-            "need batch_size >= 1, images >= batch_size, reps >= 1 and ref_workers >= 0, got "
+            "need batch_size >= 1, images >= batch_size and >= 10 (one per class), reps >= 1 "
+            "and ref_workers >= 0, got "
             f"{batch_size}, {images}, {reps}, {ref_workers}"
         )
     name = _device_name(dev)
@@ -322,6 +366,7 @@ def run_benchmark(
     ref, ours = result["reference"], result["ours"]
     log(f"reference ({ref['loader']}, float32): {ref['img_per_s']:8.0f} img/s")
     log(f"ours      ({ours['loader']}, {ours['precision']}): {ours['img_per_s']:8.0f} img/s")
+    log(f"ours, evaluation (accuracy + NC metrics):  {ours['eval_img_per_s']:8.0f} img/s")
     log(f"speedup: {result['speedup']:.2f}x (medians), {result['speedup_best']:.2f}x (best runs)")
     if gpu and not quick:
         run = cifar10_lt_run_time(dev, seed=seed)
@@ -329,7 +374,8 @@ def run_benchmark(
         log(
             f"200-epoch CIFAR-10-LT CE run (batch {run['batch_size']}): {run['train_s']:.0f} s "
             f"training, {run['eval_pass_s']:.2f} s per evaluation pass "
-            f"({run['total_s_eval_every_epoch']:.0f} s evaluating every epoch)"
+            f"({run['total_s_eval_every_epoch']:.0f} s in all evaluating every epoch, "
+            f"{run['total_s_default_cadence']:.0f} s every {run['metrics_every']} epochs)"
         )
     if mnist1d:
         m = mnist1d_allnc_throughput(dev, epochs=1 if quick else 3, seed=seed)

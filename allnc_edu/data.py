@@ -19,10 +19,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._checks import ArrayLike, as_counts, check_num_classes
+from ._checks import ArrayLike, as_counts, check_choice, check_num_classes, check_scalar
 from .geometry import simplex_etf
 
 PROFILES = ("exp", "step")
+SPLITS = ("test", "validation")
+#: Validation images held out of each CIFAR class with ``split="validation"`` (a tenth).
+CIFAR_VALIDATION = {10: 500, 100: 50}
 DATASETS = ("mnist1d", "gaussian", "cifar10-lt", "cifar100-lt")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
@@ -31,9 +34,10 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 class LongTailDataset:
     """A long-tailed training set and a balanced test set, as float32 normalised tensors.
 
-    ``train_x`` is (N, *input_shape), ``train_y`` (N,) int64 with ``counts[k]`` samples of
+    ``train_x`` is ``(N, *input_shape)``, ``train_y`` (N,) int64 with ``counts[k]`` samples of
     class k; ``test_x`` / ``test_y`` likewise for the test set. ``mean`` / ``std`` are the
-    per-channel statistics used for normalisation (None when the data came normalised).
+    per-channel statistics used for normalisation (None when the data came normalised);
+    ``seed`` the seed that drew the data (None when not known).
     """
 
     name: str
@@ -49,6 +53,7 @@ class LongTailDataset:
     profile: str
     mean: list[float] | None = None
     std: list[float] | None = None
+    seed: int | None = None
 
 
 def long_tail_counts(
@@ -61,17 +66,12 @@ def long_tail_counts(
     first floor(K/2) classes get n_max, the rest int(n_max / IR).
     """
     k = check_num_classes(num_classes)
-    if int(n_max) != n_max or n_max < 1:
-        raise ValueError(f"n_max must be an integer >= 1, got {n_max!r}")
-    if not math.isfinite(imbalance_ratio) or imbalance_ratio < 1:
-        raise ValueError(f"imbalance_ratio must be a finite number >= 1, got {imbalance_ratio!r}")
-    n_max = int(n_max)
-    if profile == "exp":
+    n_max = check_scalar("n_max", n_max, kind=int, low=1)
+    imbalance_ratio = check_scalar("imbalance_ratio", imbalance_ratio, low=1)
+    if check_choice("profile", profile, PROFILES) == "exp":
         counts = [int(n_max * imbalance_ratio ** (-i / (k - 1))) for i in range(k)]
-    elif profile == "step":
-        counts = [n_max] * (k // 2) + [int(n_max / imbalance_ratio)] * (k - k // 2)
     else:
-        raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
+        counts = [n_max] * (k // 2) + [int(n_max / imbalance_ratio)] * (k - k // 2)
     if counts[-1] < 1:
         raise ValueError(
             f"n_max={n_max} with imbalance_ratio={imbalance_ratio} leaves the smallest class "
@@ -97,7 +97,7 @@ def long_tail_subset(labels: ArrayLike, counts: Sequence[int], seed: int = 0) ->
     if short:
         k, h, n = short[0]
         raise ValueError(f"class {k} has {h} samples but {n} were requested ({len(short)} short)")
-    gen = torch.Generator().manual_seed(int(seed))
+    gen = torch.Generator().manual_seed(check_scalar("seed", seed, kind=int))
     picked = []
     for k, n in enumerate(want.tolist()):
         members = torch.nonzero(y == k).flatten()
@@ -105,25 +105,18 @@ def long_tail_subset(labels: ArrayLike, counts: Sequence[int], seed: int = 0) ->
     return torch.cat(picked).sort().values
 
 
-def shot_groups(counts: ArrayLike) -> dict[str, list[int]]:
-    """Class indices by training count: "many" (> 100), "medium" (20..100), "few" (< 20)."""
-    c = as_counts(counts).tolist()
-    return {
-        "many": [k for k, n in enumerate(c) if n > 100],
-        "medium": [k for k, n in enumerate(c) if 20 <= n <= 100],
-        "few": [k for k, n in enumerate(c) if n < 20],
-    }
+def hold_out(labels: ArrayLike, per_class: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split indices into a class-balanced held-out set and the rest: (held, rest), sorted int64.
 
-
-def minority_classes(counts: ArrayLike) -> list[int]:
-    """The K - K//2 classes with the fewest samples, sorted; on ties a larger index is smaller.
-
-    For exp/step profiles and for balanced counts this is the last K - K//2 classes.
+    ``held`` has ``per_class`` samples of every class (a seeded random choice), ``rest`` all the
+    others; the two are disjoint and together cover every index. Used for validation sets.
     """
-    c = as_counts(counts).tolist()
-    k = len(c)
-    order = sorted(range(k), key=lambda i: (c[i], -i))
-    return sorted(order[: k - k // 2])
+    y = torch.as_tensor(np.asarray(labels)).long()
+    k = int(y.max()) + 1 if y.numel() else 0
+    held = long_tail_subset(y, [per_class] * k, seed=seed + 7919)
+    keep = torch.ones(len(y), dtype=torch.bool)
+    keep[held] = False
+    return held, torch.nonzero(keep).flatten()
 
 
 # ----------------------------------------------------------------------------- MNIST-1D
@@ -165,8 +158,9 @@ def load_mnist1d(
         train_x (N, 1, 40) float32, train_y (N,) int64, test_x (10*test_per_class, 1, 40),
         test_y; both splits balanced, ordered by class.
     """
-    per_class = int(num_samples) // 10
-    if int(test_per_class) != test_per_class or not 1 <= test_per_class < per_class:
+    per_class = check_scalar("num_samples", num_samples, kind=int, low=20) // 10
+    seed = check_scalar("seed", seed, kind=int)
+    if check_scalar("test_per_class", test_per_class, kind=int) not in range(1, per_class):
         raise ValueError(
             f"test_per_class must be an integer in [1, {per_class}) for num_samples="
             f"{num_samples} ({per_class} per class), got {test_per_class!r}"
@@ -202,13 +196,28 @@ def load_mnist1d_lt(
     test_per_class: int = 100,
     seed: int = 0,
     cache_dir: str | os.PathLike | None = None,
+    split: str = "test",
 ) -> LongTailDataset:
     """Long-tailed MNIST-1D: ``long_tail_counts(n_max, 10, imbalance_ratio, profile)`` training
-    signals per digit, a balanced test set of ``test_per_class`` per digit."""
+    signals per digit, a balanced test set of ``test_per_class`` per digit.
+
+    With ``split="validation"`` the pool is generated ``test_per_class`` signals per digit
+    larger; a class-balanced validation set of ``test_per_class`` per digit is held out of the
+    training pool (``hold_out``) and returned as ``test_x``/``test_y``; the training subset is
+    drawn from the rest, and the test signals are never loaded. Choose settings on this split.
+    """
+    check_choice("split", split, SPLITS)
     counts = long_tail_counts(n_max, 10, imbalance_ratio, profile)
+    extra = test_per_class if split == "validation" else 0
     x, y, tx, ty = load_mnist1d(
-        10 * (n_max + test_per_class), test_per_class=test_per_class, seed=seed, cache_dir=cache_dir
+        10 * (n_max + test_per_class + extra),
+        test_per_class=test_per_class,
+        seed=seed,
+        cache_dir=cache_dir,
     )
+    if split == "validation":
+        held, rest = hold_out(y, test_per_class, seed=seed)
+        tx, ty, x, y = x[held], y[held], x[rest], y[rest]
     idx = long_tail_subset(y, counts, seed=seed)
     return LongTailDataset(
         name="mnist1d",
@@ -222,6 +231,7 @@ def load_mnist1d_lt(
         input_shape=(1, 40),
         imbalance_ratio=float(imbalance_ratio),
         profile=profile,
+        seed=seed,
     )
 
 
@@ -245,14 +255,13 @@ def make_gaussian_classes(
     """
     c = as_counts(counts)
     k = len(c)
-    d = k if dim is None else int(dim)
-    if test_per_class < 1 or separation < 0 or noise <= 0:
-        raise ValueError(
-            "need test_per_class >= 1, separation >= 0 and noise > 0, got "
-            f"{test_per_class!r}, {separation!r}, {noise!r}"
-        )
+    d = k if dim is None else check_scalar("dim", dim, kind=int, low=k - 1)
+    test_per_class = check_scalar("test_per_class", test_per_class, kind=int, low=1)
+    separation = check_scalar("separation", separation, low=0)
+    noise = check_scalar("noise", noise, low=0, include_low=False)
+    seed = check_scalar("seed", seed, kind=int)
     centres = separation * simplex_etf(k, d, seed=seed).float()
-    gen = torch.Generator().manual_seed(int(seed))
+    gen = torch.Generator().manual_seed(seed)
 
     def draw(per_class: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         y = torch.repeat_interleave(torch.arange(k), per_class)
@@ -272,6 +281,7 @@ def make_gaussian_classes(
         input_shape=(d,),
         imbalance_ratio=float(c.max() / c.min()),
         profile="custom",
+        seed=seed,
     )
 
 
@@ -379,6 +389,7 @@ def load_cifar_lt(
     download: bool = False,
     seed: int = 0,
     n_max: int | None = None,
+    split: str = "test",
 ) -> LongTailDataset:
     """CIFAR-10-LT / CIFAR-100-LT as in the long-tail literature (LDAM-DRW, GLMC).
 
@@ -389,10 +400,17 @@ def load_cifar_lt(
     class (n_max defaults to 5000 for CIFAR-10, 500 for CIFAR-100); the test set is the full
     balanced one. Images are normalised per channel with the mean and std of the long-tailed
     training subset and returned as float32 (N, 3, 32, 32).
+
+    With ``split="validation"`` a class-balanced validation set of ``CIFAR_VALIDATION[K]``
+    images per class (500 / 50, a tenth of each class) is held out of the training images
+    (``hold_out``) and returned as ``test_x``/``test_y``; the long-tailed subset is drawn from
+    the rest, so n_max defaults to 4500 / 450 there. The test images are never read.
     """
-    if num_classes not in (10, 100):
-        raise ValueError(f"num_classes must be 10 or 100, got {num_classes!r}")
-    n_max = (5000 if num_classes == 10 else 500) if n_max is None else n_max
+    check_choice("num_classes", num_classes, (10, 100))
+    check_choice("split", split, SPLITS)
+    held = CIFAR_VALIDATION[num_classes] if split == "validation" else 0
+    download = check_scalar("download", download, kind=bool)
+    n_max = (5000 if num_classes == 10 else 500) - held if n_max is None else n_max
     counts = long_tail_counts(n_max, num_classes, imbalance_ratio, profile)
     if root is None:
         raise ValueError(f"CIFAR-{num_classes} needs a data root: pass root=DIR (a folder)")
@@ -412,7 +430,11 @@ def load_cifar_lt(
     x, y, tx, ty, names = found
     if len(names) != num_classes:
         raise ValueError(f"expected {num_classes} classes under {str(root)!r}, found {len(names)}")
-    idx = long_tail_subset(y, counts, seed=seed).numpy()
+    pool = np.arange(len(y))
+    if held:  # index lazily: an image folder decodes only the images it is asked for
+        held_idx, pool = (i.numpy() for i in hold_out(y, held, seed=seed))
+        tx, ty = x[held_idx], y[held_idx]
+    idx = pool[long_tail_subset(y[pool], counts, seed=seed).numpy()]
     train = x[idx]
     mean, std = _channel_stats(train)
     return LongTailDataset(
@@ -429,6 +451,7 @@ def load_cifar_lt(
         profile=profile,
         mean=mean,
         std=std,
+        seed=seed,
     )
 
 
@@ -444,13 +467,19 @@ def load_dataset(
     download: bool = False,
     seed: int = 0,
     n_max: int | None = None,
+    split: str = "test",
 ) -> LongTailDataset:
     """Load a long-tailed data set by name: "mnist1d", "gaussian", "cifar10-lt", "cifar100-lt".
 
     ``n_max`` is the head-class size (defaults: 500 for MNIST-1D and Gaussians, 5000 / 500 for
     CIFAR-10 / CIFAR-100). For MNIST-1D ``root`` is an optional cache folder; for CIFAR it is
-    the data folder (required).
+    the data folder (required). ``split="validation"`` puts a class-balanced validation set,
+    held out of the training pool, in place of the test set (MNIST-1D and CIFAR; see
+    ``load_mnist1d_lt`` and ``load_cifar_lt``): tune on it, report on ``split="test"``.
     """
+    check_choice("split", split, SPLITS)
+    check_choice("name", name, DATASETS)
+    check_scalar("download", download, kind=bool)
     if name == "mnist1d":
         return load_mnist1d_lt(
             imbalance_ratio,
@@ -458,12 +487,13 @@ def load_dataset(
             n_max=500 if n_max is None else n_max,
             seed=seed,
             cache_dir=root,
+            split=split,
         )
     if name == "gaussian":
+        if split != "test":
+            raise ValueError("split='validation' is available for mnist1d and CIFAR, not gaussian")
         counts = long_tail_counts(500 if n_max is None else n_max, 10, imbalance_ratio, profile)
         data = make_gaussian_classes(counts, seed=seed)
         return dataclasses.replace(data, imbalance_ratio=float(imbalance_ratio), profile=profile)
-    if name in ("cifar10-lt", "cifar100-lt"):
-        k = 10 if name == "cifar10-lt" else 100
-        return load_cifar_lt(root, k, imbalance_ratio, profile, download, seed, n_max)
-    raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    k = 10 if name == "cifar10-lt" else 100
+    return load_cifar_lt(root, k, imbalance_ratio, profile, download, seed, n_max, split)

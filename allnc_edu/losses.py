@@ -20,11 +20,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import ArrayLike, as_counts
+from ._checks import ArrayLike, as_counts, check_choice, check_scalar
 from .geometry import etf_gram
 
 P2P_MODES = ("cross", "separate", "both")
 HYCON_WEIGHTINGS = ("balanced", "mean")
+P2P_MEAN_FORMS = ("ema", "batch")
 
 
 def _check_batch(logits: torch.Tensor, targets: torch.Tensor, num_classes: int) -> None:
@@ -54,8 +55,7 @@ def logit_adjusted_ce(
     """
     prior = log_prior(class_counts).to(logits.device)
     _check_batch(logits, targets, prior.numel())
-    if tau < 0:
-        raise ValueError(f"tau must be >= 0, got {tau}")
+    tau = check_scalar("tau", tau, low=0)
     return F.cross_entropy(logits.float() + tau * prior, targets)
 
 
@@ -64,8 +64,7 @@ def ldam_margins(class_counts: ArrayLike, max_margin: float = 0.5) -> torch.Tens
 
     Returns (K,) float32; the rarest class gets ``max_margin``.
     """
-    if max_margin <= 0:
-        raise ValueError(f"max_margin must be > 0, got {max_margin}")
+    max_margin = check_scalar("max_margin", max_margin, low=0, include_low=False)
     m = as_counts(class_counts, "class_counts").to(torch.float64) ** -0.25
     return (m * (max_margin / m.max())).to(torch.float32)
 
@@ -76,8 +75,7 @@ def drw_weights(class_counts: ArrayLike, beta: float = 0.9999) -> torch.Tensor:
     w_k proportional to (1 - beta) / (1 - beta^n_k), normalised so that sum_k w_k = K.
     Returns (K,) float32.
     """
-    if not 0.0 <= beta < 1.0:
-        raise ValueError(f"beta must be in [0, 1), got {beta}")
+    beta = check_scalar("beta", beta, low=0, high=1, include_high=False)
     n = as_counts(class_counts, "class_counts").to(torch.float64)
     w = (1.0 - beta) / (1.0 - beta**n)
     return (w * (n.numel() / w.sum())).to(torch.float32)
@@ -97,6 +95,7 @@ def ldam_loss(
     normalises both features and weights. ``weight`` (K,) is the DRW weight, or None.
     """
     _check_batch(cosine_logits, targets, margins.numel())
+    scale = check_scalar("scale", scale, low=0, include_low=False)
     shifted = cosine_logits.float() - F.one_hot(targets, margins.numel()) * margins[targets, None]
     return F.cross_entropy(scale * shifted, targets, weight=weight)
 
@@ -154,10 +153,8 @@ def hycon_loss(
             inside (treated as constants by AllNC: the bank is detached). valid: (K,) bool,
             default all True. tau: temperature > 0. weighting: "balanced" or "mean".
     """
-    if weighting not in HYCON_WEIGHTINGS:
-        raise ValueError(f"weighting must be one of {HYCON_WEIGHTINGS}, got {weighting!r}")
-    if tau <= 0:
-        raise ValueError(f"tau must be > 0, got {tau}")
+    check_choice("weighting", weighting, HYCON_WEIGHTINGS)
+    tau = check_scalar("tau", tau, low=0, include_low=False)
     if projections.ndim != 2 or prototypes.ndim != 2 or prototypes.shape[1] != projections.shape[1]:
         raise ValueError(
             f"need projections (B, p) and prototypes (K, p), got {tuple(projections.shape)} and "
@@ -219,8 +216,7 @@ def p2p_loss(
         class_means: (K, d) uncentred class means, as given. weight: (K, d) classifier rows.
         mode: "cross", "separate" or "both". mask: (K,) bool of valid classes, default all.
     """
-    if mode not in P2P_MODES:
-        raise ValueError(f"mode must be one of {P2P_MODES}, got {mode!r}")
+    check_choice("mode", mode, P2P_MODES)
     if class_means.ndim != 2 or class_means.shape != weight.shape or class_means.shape[0] < 2:
         raise ValueError(
             "class_means and weight must both be (K, d) with K >= 2, got "
@@ -276,9 +272,9 @@ class ClassMeanBank(nn.Module):
 
     def __init__(self, num_classes: int, dim: int, momentum: float = 0.9) -> None:
         super().__init__()
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
-        self.num_classes, self.dim, self.momentum = int(num_classes), int(dim), float(momentum)
+        self.num_classes = check_scalar("num_classes", num_classes, kind=int, low=1)
+        self.dim = check_scalar("dim", dim, kind=int, low=1)
+        self.momentum = check_scalar("momentum", momentum, low=0, high=1, include_high=False)
         self.register_buffer("means", torch.zeros(self.num_classes, self.dim))
         self.register_buffer("seen", torch.zeros(self.num_classes, dtype=torch.bool))
 
@@ -299,20 +295,35 @@ class ClassMeanBank(nn.Module):
         self.seen = self.seen | present
 
     def p2p_means(
-        self, features: torch.Tensor, targets: torch.Tensor
+        self, features: torch.Tensor, targets: torch.Tensor, form: str = "ema"
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Class means for P2P, with gradient through the batch: ((K, d), (K,) bool valid).
+        """Class means for P2P, with the full gradient of P2P reaching the batch: ((K, d), (K,)).
 
-        mu_k = m * bank_k (detached) + (1 - m) * batch_mean_k for a class in the batch that the
-        bank has seen; the batch mean for a class in the batch seen for the first time; the bank
-        value (detached) for an absent seen class. A class neither seen nor present is invalid.
+        For a class present in the batch, the gradient that reaches its features is that of the
+        batch mean, weight 1: d mu_k / d z_i = 1/n_k for the n_k batch samples of class k, as in
+        the unconstrained-features model, where P2P acts on the means themselves. The value:
+
+        - ``form="ema"`` (default): the bank's update, m * bank_k + (1 - m) * batch_mean_k
+          (the batch mean for a class seen for the first time), as a straight-through
+          estimate: P2P is evaluated at this smoothed mean and its gradient there is passed
+          to the batch mean undamped.
+        - ``form="batch"``: the batch mean itself (noisy for a class with few batch samples).
+
+        An absent class that the bank has seen takes the bank value (detached, a constant); a
+        class neither seen nor present is invalid.
         """
+        if form not in P2P_MEAN_FORMS:
+            raise ValueError(f"form must be one of {P2P_MEAN_FORMS}, got {form!r}")
         batch, present = self._batch(features, targets)
         bank = self.means.detach()
-        mixed = torch.where(
-            self.seen[:, None], self.momentum * bank + (1 - self.momentum) * batch, batch
-        )
-        return torch.where(present[:, None], mixed, bank), present | self.seen
+        value = batch
+        if form == "ema":
+            fixed = batch.detach()
+            ema = torch.where(
+                self.seen[:, None], self.momentum * bank + (1 - self.momentum) * fixed, fixed
+            )
+            value = batch + (ema - fixed)  # the value of the EMA, the gradient of the batch mean
+        return torch.where(present[:, None], value, bank), present | self.seen
 
     def prototypes(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The bank (detached), for HyCon: ((K, d) means, (K,) bool seen)."""

@@ -1,4 +1,4 @@
-"""The training recipes the package compares, behind one interface (``models.Method``).
+"""The training recipes the package compares, behind one interface (``method_base.Method``).
 
 - "ce": a linear head, cross-entropy.
 - "la": a linear head, logit-adjusted CE (Menon et al. 2021); inference on the raw logits.
@@ -13,15 +13,19 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ._checks import ArrayLike, as_counts, check_num_classes
-from .allnc import AllNC, AllNCConfig, gbbn_alpha
+from .allnc import AllNC, AllNCConfig
 from .losses import dot_regression_loss, drw_weights, ldam_loss, ldam_margins, log_prior
-from .models import CosineHead, ETFHead, LinearHead, Method, ModelOutput, Network
+from .method_base import Method, check_progress
+from .models import CosineHead, ETFHead, LinearHead, ModelOutput, Network
 
 METHODS = ("ce", "la", "ldam-drw", "etf-dr", "allnc")
 
@@ -48,7 +52,7 @@ class _SingleHead(Method):
         epoch: int,
         balanced_batch: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        gbbn_alpha(progress)  # validates progress in [0, 1]
+        check_progress(progress)
         value = self._loss(self.net(x), y, progress)
         return value, {"loss": value.detach()}
 
@@ -166,10 +170,86 @@ def make_method(
     if unknown:
         raise ValueError(f"method {name!r} has no option(s) {unknown}; allowed: {allowed}")
     if name == "allnc":
-        method = AllNC(backbone, k, counts, AllNCConfig(**options))
-    elif name in ("la", "ldam-drw"):
-        method = builders[name](backbone, k, counts, **options)
+        config = AllNCConfig(**options)
+        method = AllNC(backbone, k, counts, config)
+        method.options = config.as_dict()
     else:
-        method = builders[name](backbone, k, **options)
+        if name in ("la", "ldam-drw"):
+            method = builders[name](backbone, k, counts, **options)
+        else:
+            method = builders[name](backbone, k, **options)
+        defaults = {p: inspect.signature(builders[name]).parameters[p].default for p in allowed}
+        method.options = {**defaults, **options}
     method.name = name
     return method
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A named training recipe for studies: a ``make_method`` name, its options and a budget.
+
+    ``epochs_factor`` multiplies the study's epochs: "ce-2x" trains CE for twice the epochs, so
+    that it sees as many samples as a GBBN run, which draws two batches per step.
+    """
+
+    method: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    epochs_factor: int = 1
+    description: str = ""
+
+
+#: Every named variant a study can run (``study --methods``), defined here only.
+VARIANTS: dict[str, Variant] = {
+    "ce": Variant("ce", description="cross-entropy"),
+    "la": Variant("la", description="logit adjustment (Menon et al. 2021)"),
+    "ce-2x": Variant("ce", epochs_factor=2, description="cross-entropy, twice the epochs"),
+    "la-2x": Variant("la", epochs_factor=2, description="logit adjustment, twice the epochs"),
+    "ldam-drw": Variant("ldam-drw", description="LDAM with deferred re-weighting"),
+    "etf-dr": Variant("etf-dr", description="fixed ETF classifier with dot regression"),
+    "allnc": Variant("allnc", description="AllNC with the package defaults"),
+    "allnc-spec": Variant(
+        "allnc",
+        {"lambda_h": 1.0, "lambda_p": 1.0, "gamma": 2.0, "q": 1.0, "rebalance_loss": "ce"},
+        description="AllNC with the method spec's defaults (CE on class-balanced batches)",
+    ),
+    "allnc-ce-rebalance": Variant(
+        "allnc",
+        {"rebalance_loss": "ce", "q": 1.0},
+        description="AllNC, re-balancing branch: CE on class-balanced batches (the spec)",
+    ),
+    "allnc-la-rebalance": Variant(
+        "allnc",
+        {"rebalance_loss": "la", "q": 0.0},
+        description="AllNC, re-balancing branch: logit adjustment on instance-balanced batches",
+    ),
+    "allnc-joint-bn": Variant(
+        "allnc", {"bn_passes": "joint"}, description="AllNC, both GBBN batches in one pass"
+    ),
+    "allnc-batch-means": Variant(
+        "allnc", {"p2p_means": "batch"}, description="AllNC, P2P on the batch's class means"
+    ),
+    "allnc-no-hycon": Variant("allnc", {"hycon": False}, description="AllNC without HyCon"),
+    "allnc-no-p2p": Variant("allnc", {"p2p": False}, description="AllNC without P2P"),
+    "allnc-no-gbbn": Variant("allnc", {"gbbn": False}, description="AllNC without GBBN"),
+    "ce-hycon": Variant(
+        "allnc", {"p2p": False, "gbbn": False}, description="cross-entropy + HyCon"
+    ),
+    "ce-p2p": Variant("allnc", {"hycon": False, "gbbn": False}, description="cross-entropy + P2P"),
+    "gbbn": Variant("allnc", {"hycon": False, "p2p": False}, description="GBBN alone"),
+}
+
+
+def variant(name: str) -> Variant:
+    """The named ``VARIANTS`` entry; a ``METHODS`` name not listed there is its plain method."""
+    if name in VARIANTS:
+        return VARIANTS[name]
+    if name in METHODS:
+        return Variant(name)
+    raise ValueError(f"unknown method or variant {name!r}; allowed: {', '.join(VARIANTS)}")
+
+
+def method_options(name: str) -> list[str]:
+    """The option names ``make_method(name, ...)`` accepts."""
+    builders = {"ce": CrossEntropy, "la": LogitAdjusted, "ldam-drw": LDAMDRW,
+                "etf-dr": ETFDotRegression, "allnc": AllNCConfig}  # fmt: skip
+    return _options_of(builders[name])

@@ -1,4 +1,4 @@
-"""Neural-collapse metrics: NC1-NC4, minority collapse, per-class and shot-group views.
+"""Neural-collapse metrics: NC1-NC4, minority collapse, per-class views, streaming.
 
 Shapes: N samples, K classes, d feature dimensions; features (N, d), labels (N,), classifier
 weight W (K, d), bias b (K,). Everything is accumulated in float64 whatever the input dtype:
@@ -17,10 +17,14 @@ Conventions (recorded in every result):
   or ``"class"`` Sigma_W = (1/K) sum_k Sigma_k, the average of the per-class covariances.
 - Sigma_B = (1/K) sum_k (mu_k - mu_G)(mu_k - mu_G)^T; NC1 = Tr(Sigma_W Sigma_B^+) / K, with the
   pseudo-inverse keeping the eigenvalues of Sigma_B above ``pinv_rtol`` times the largest.
-- A centred mean (or classifier row) shorter than 1e-12 times the largest class-mean norm counts
-  as zero length: its cosine with any vector is defined as 0 (never NaN), and a matrix of
-  zero-length rows normalises to zero. When all class means coincide, Sigma_B = 0, its
-  pseudo-inverse is 0 and NC1 = 0: read NC1 together with the ETF distance (then 1).
+- Centring is done twice: the second pass removes what float64 rounding left of a large common
+  offset (features 1e11 from the origin give the offset-free metrics to ~1e-5; at 1e13, where
+  float64 resolves only ~1e-3, to ~1e-3).
+- A centred mean (or classifier row) shorter than 1e-14 times the largest class-mean norm
+  (about 45 float64 roundings of the uncentred means) counts as zero length: its cosine with
+  any vector is defined as 0 (never NaN), and a matrix of zero-length rows normalises to zero.
+  When all class means coincide, Sigma_B = 0, its pseudo-inverse is 0 and NC1 = 0: read NC1
+  together with the ETF distance (then 1).
 """
 
 from __future__ import annotations
@@ -30,19 +34,20 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from ._checks import ArrayLike, as_counts, as_float64, check_num_classes
+from ._checks import ArrayLike, as_counts, as_float64, check_choice, check_num_classes, check_scalar
 
 GLOBAL_MEANS = ("balanced", "weighted")
 WITHIN = ("pooled", "class")
 PINV_RTOL = 1e-12
-_ZERO_RTOL = 1e-12
+_ZERO_RTOL = 1e-14
 
 
 @dataclass(frozen=True)
 class NCMetrics:
     """Neural-collapse metrics of one model state. Fields that need the classifier are None when
     no weight was given; ``ncc_agreement`` and ``nc4_per_class`` are None when the samples were
-    not available (see :class:`NCAccumulator`); ``mc_*`` are None when ``minority`` is None.
+    not available (see :class:`NCAccumulator`); ``mc_*`` are None when ``minority`` is None or
+    names a single class (no pair to compare, as for K = 2).
 
     Attributes:
         nc1: Tr(Sigma_W Sigma_B^+) / K (0 at perfect variability collapse).
@@ -122,17 +127,17 @@ def metrics_from_class_stats(
             Sigma_W = 0 and, when ``weight`` is given and ``ncc_agree`` is not, the agreement is
             evaluated with each class's samples at its mean.
         weight: (K, d) classifier W; bias: (K,) b (default 0).
-        minority: class indices (at least 2, distinct) for the minority-collapse scores.
+        minority: distinct class indices for the minority-collapse scores; with a single
+            minority class (the default for K = 2) there is no pair, and ``mc_*`` are None.
         global_mean: "balanced" or "weighted"; within: "pooled" or "class".
         ncc_agree: (K,) number of class-k samples on which argmax(W h + b) equals the nearest
             class mean (as counted by :class:`NCAccumulator`); gives ``ncc_agreement`` and
             ``nc4_per_class``.
         pinv_rtol: relative eigenvalue tolerance of the pseudo-inverse of Sigma_B.
     """
-    _check_choice(global_mean, "global_mean", GLOBAL_MEANS)
-    _check_choice(within, "within", WITHIN)
-    if not pinv_rtol > 0:
-        raise ValueError(f"pinv_rtol must be > 0, got {pinv_rtol!r}")
+    check_choice("global_mean", global_mean, GLOBAL_MEANS)
+    check_choice("within", within, WITHIN)
+    pinv_rtol = check_scalar("pinv_rtol", pinv_rtol, low=0, include_low=False)
     n = as_counts(counts)
     k = n.numel()
     mu = as_float64(means, "means", ndim=2)
@@ -143,9 +148,11 @@ def metrics_from_class_stats(
     num = int(n.sum())
     w, b = _check_classifier(weight, bias, k, d)
 
-    mu_g = mu.mean(dim=0) if global_mean == "balanced" else (nf @ mu) / num
+    def centre(a: torch.Tensor) -> torch.Tensor:
+        return a - (a.mean(dim=0) if global_mean == "balanced" else (nf @ a) / num)
+
     zero_len = _ZERO_RTOL * float(mu.norm(dim=1).max())
-    mbar = _snap_zero_rows(mu - mu_g, zero_len)
+    mbar = _snap_zero_rows(centre(centre(mu)), zero_len)  # twice: see the module docstring
     sigma_w = _sigma_w(within_scatter, nf, d, within)
     nc1 = _nc1(mbar, sigma_w, pinv_rtol)
 
@@ -157,7 +164,7 @@ def metrics_from_class_stats(
         "equinorm_means": _equinorm(mean_norms),
         "equiangular_means": _pairwise(mean_cos).std(unbiased=False).item(),
         "etf_distance_means": _etf_distance(mbar),
-        "mc_means": None if minority_idx is None else _mc(mean_cos, minority_idx),
+        "mc_means": _mc(mean_cos, minority_idx),
         "counts": n.tolist(),
         "mean_norms": mean_norms.tolist(),
         "num_classes": k,
@@ -177,7 +184,7 @@ def metrics_from_class_stats(
             equiangular_weights=_pairwise(w_cos).std(unbiased=False).item(),
             etf_distance_weights=_etf_distance(w0),
             self_duality=(_unit_frobenius(w0) - _unit_frobenius(mbar)).norm().item(),
-            mc_weights=None if minority_idx is None else _mc(w_cos, minority_idx),
+            mc_weights=_mc(w_cos, minority_idx),
             classifier_norms=w0.norm(dim=1).tolist(),
             mean_classifier_cosine=(_unit_rows(mbar) * _unit_rows(w0)).sum(dim=1).tolist(),
         )
@@ -211,10 +218,13 @@ def nc_metrics(
         features: (N, d) penultimate-layer features h_i (any float dtype and device).
         labels: (N,) integer class labels in [0, K).
         weight: (K, d) classifier W; bias: (K,) b. Without them the classifier fields are None.
-        minority: class indices for MC_H / MC_W (e.g. ``data.minority_classes(counts)``).
+        minority: class indices for MC_H / MC_W (e.g. ``groups.minority_classes(counts)``).
         global_mean, within, pinv_rtol: conventions, see the module docstring.
         num_classes: K; default the number of rows of ``weight``, else ``max(labels) + 1``.
-            Every class must have at least one sample.
+            Every class must have at least one sample. Pass it to catch an absent class:
+            without it (and without ``weight``) a missing LAST class goes unnoticed, since K is
+            then taken from the labels, and the metrics silently describe K - 1 classes; with
+            it, a class without samples raises a ValueError naming the class.
     """
     x = as_float64(features, "features", ndim=2)
     if x.shape[0] == 0:
@@ -254,10 +264,8 @@ class NCAccumulator:
 
     def __init__(self, num_classes: int, dim: int, *, within: str = "pooled") -> None:
         self.num_classes = check_num_classes(num_classes)
-        if int(dim) != dim or dim < 1:
-            raise ValueError(f"dim must be a positive integer, got {dim!r}")
-        self.dim = int(dim)
-        self.within = _check_choice(within, "within", WITHIN)
+        self.dim = check_scalar("dim", dim, kind=int, low=1)
+        self.within = check_choice("within", within, WITHIN)
         k, d = self.num_classes, self.dim
         self._counts = torch.zeros(k, dtype=torch.long)
         self._means = torch.zeros(k, d, dtype=torch.float64)
@@ -384,50 +392,6 @@ class NCAccumulator:
             )
 
 
-def accuracy_by_group(predictions: ArrayLike, labels: ArrayLike, counts: ArrayLike) -> dict:
-    """Accuracy overall, per shot group and per class, as fractions in [0, 1].
-
-    Args:
-        predictions: (N,) predicted classes, or (N, K) logits (their argmax is taken).
-        labels: (N,) true classes in [0, K).
-        counts: (K,) training samples per class, which define the groups through
-            ``data.shot_groups``: many (> 100), medium (20..100), few (< 20).
-
-    Returns:
-        {"overall": float, "many"/"medium"/"few": float or None when no evaluated sample belongs
-        to the group, "per_class": list of K floats (None for a class with no sample)}.
-    """
-    from .data import shot_groups
-
-    n = as_counts(counts)
-    k = n.numel()
-    pred = torch.as_tensor(
-        np.asarray(predictions) if not torch.is_tensor(predictions) else predictions
-    )
-    pred = pred.detach().cpu()
-    if pred.ndim == 2:
-        if pred.shape[1] != k:
-            raise ValueError(f"logits must have {k} columns (one per class), got {pred.shape[1]}")
-        pred = pred.argmax(dim=1)
-    if pred.ndim != 1 or pred.numel() == 0:
-        raise ValueError(
-            f"predictions must be (N,) classes or (N, K) logits with N >= 1, got "
-            f"shape {tuple(pred.shape)}"
-        )
-    pred = _as_labels(pred, pred.numel(), k, name="predictions")
-    y = _as_labels(labels, pred.numel(), k)
-    correct = (pred == y).to(torch.float64)
-
-    def accuracy(mask: torch.Tensor) -> float | None:
-        return float(correct[mask].mean()) if mask.any() else None
-
-    out: dict = {"overall": float(correct.mean())}
-    for name, classes in shot_groups(n.tolist()).items():
-        out[name] = accuracy(torch.isin(y, torch.as_tensor(classes, dtype=torch.long)))
-    out["per_class"] = [accuracy(y == c) for c in range(k)]
-    return out
-
-
 _WEIGHT_FIELDS = (
     "equinorm_weights",
     "equiangular_weights",
@@ -439,12 +403,6 @@ _WEIGHT_FIELDS = (
     "nc4_per_class",
     "mean_classifier_cosine",
 )
-
-
-def _check_choice(value: str, name: str, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
-    return value
 
 
 def _as_labels(
@@ -488,10 +446,8 @@ def _same_classifier(a: tuple[torch.Tensor, ...], b: tuple[torch.Tensor, ...]) -
 
 def _check_minority(minority: ArrayLike, k: int) -> list[int]:
     idx = [int(i) for i in np.asarray(minority).reshape(-1)]
-    if len(idx) < 2 or len(set(idx)) != len(idx) or min(idx) < 0 or max(idx) >= k:
-        raise ValueError(
-            f"minority must list at least 2 distinct class indices in [0, {k}), got {idx}"
-        )
+    if not idx or len(set(idx)) != len(idx) or min(idx) < 0 or max(idx) >= k:
+        raise ValueError(f"minority must list distinct class indices in [0, {k}), got {idx}")
     return idx
 
 
@@ -568,8 +524,9 @@ def _etf_distance(a: torch.Tensor) -> float:
     return (_unit_frobenius(a @ a.T) - target).norm().item()
 
 
-def _mc(cos: torch.Tensor, idx: list[int]) -> float:
-    return _pairwise(cos[idx][:, idx]).mean().item()
+def _mc(cos: torch.Tensor, idx: list[int] | None) -> float | None:
+    """Mean pairwise cosine among the classes ``idx``; None without a pair (0 or 1 class)."""
+    return None if idx is None or len(idx) < 2 else _pairwise(cos[idx][:, idx]).mean().item()
 
 
 def _classify(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -1,10 +1,11 @@
-"""Backbones, classifier heads and the ``Method`` interface every training recipe implements.
+"""Backbones and classifier heads (the ``Method`` interface is in ``method_base``).
 
 A backbone maps inputs to penultimate-layer features (B, d) and exposes ``feature_dim`` = d.
 A head maps features to logits (B, K). ``Network(backbone, head)`` returns both, as a
 ``ModelOutput``, so that neural-collapse metrics can read the features.
 
 Backbones:
+
 - ``resnet32_ldam()``: CIFAR ResNet-32, stage widths 16/32/64, 64-d features (the width of
   LDAM-DRW and ETF+DR).
 - ``resnet32_glmc()``: CIFAR ResNet-32, stage widths 64/128/256, 256-d features (GLMC's width).
@@ -163,7 +164,7 @@ class CNN1D(nn.Module):
 
 
 class MLP(nn.Module):
-    """A ReLU MLP on the flattened input: (B, *input_shape) -> features (B, hidden[-1])."""
+    """A ReLU MLP on the flattened input: ``(B, *input_shape)`` -> features (B, hidden[-1])."""
 
     def __init__(self, input_dim: int, hidden: Sequence[int] = (256, 256)) -> None:
         super().__init__()
@@ -184,7 +185,8 @@ def build_backbone(name: str, input_shape: Sequence[int], **options) -> nn.Modul
     """Build a backbone by name for inputs of shape ``input_shape`` (without the batch axis).
 
     Names: "resnet32-ldam", "resnet32-glmc" (input (C, H, W)), "cnn1d" (input (C, L)), "mlp"
-    (any shape). ``options`` go to the constructor (e.g. ``feature_dim`` for "cnn1d").
+    (any shape). ``options`` go to the constructor (e.g. ``feature_dim`` for "cnn1d"). The
+    result's ``arch`` attribute is ``name``.
     """
     shape = tuple(int(s) for s in input_shape)
     if not shape or min(shape) < 1:
@@ -193,14 +195,17 @@ def build_backbone(name: str, input_shape: Sequence[int], **options) -> nn.Modul
         if len(shape) != 3:
             raise ValueError(f"{name} needs input_shape (C, H, W), got {shape}")
         build = resnet32_ldam if name == "resnet32-ldam" else resnet32_glmc
-        return build(in_channels=shape[0], **options)
-    if name == "cnn1d":
+        model: nn.Module = build(in_channels=shape[0], **options)
+    elif name == "cnn1d":
         if len(shape) != 2:
             raise ValueError(f"cnn1d needs input_shape (C, L), got {shape}")
-        return CNN1D(in_channels=shape[0], length=shape[1], **options)
-    if name == "mlp":
-        return MLP(math.prod(shape), **options)
-    raise ValueError(f"unknown backbone {name!r}; allowed: {', '.join(BACKBONES)}")
+        model = CNN1D(in_channels=shape[0], length=shape[1], **options)
+    elif name == "mlp":
+        model = MLP(math.prod(shape), **options)
+    else:
+        raise ValueError(f"unknown backbone {name!r}; allowed: {', '.join(BACKBONES)}")
+    model.arch = name  # recorded in a run's config (``records.RunConfig.backbone``)
+    return model
 
 
 class LinearHead(nn.Linear):
@@ -252,39 +257,3 @@ class Network(nn.Module):
     def forward(self, x: torch.Tensor) -> ModelOutput:
         features = self.backbone(x)
         return ModelOutput(features, self.head(features))
-
-
-class Method(nn.Module):
-    """What every training recipe (CE, LA, LDAM-DRW, ETF+DR, AllNC) provides to the trainer.
-
-    - ``forward(x) -> ModelOutput(features, logits)``: the logits used at inference.
-    - ``loss(x, y, *, progress, epoch, balanced_batch) -> (loss, stats)``: the training loss of
-      one step and its parts as detached 0-d tensors (no host sync: the trainer averages them);
-      ``progress`` in [0, 1] is the fraction of training done, ``balanced_batch`` an extra
-      class-balanced ``(x, y)`` batch for recipes with ``needs_balanced_batch``.
-    - ``classifier() -> (weight (K, d), bias (K,) | None)``: the inference head, for NC metrics.
-    - ``class_means() -> (K, d) | None``: the class-mean bank, if the recipe keeps one.
-    - ``balanced_q``: exponent q of the balanced sampler (weights proportional to n_k^-q).
-    - ``name``: the recipe's name in ``methods.METHODS`` (set by ``make_method``).
-    """
-
-    name: str = ""
-    needs_balanced_batch: bool = False
-    balanced_q: float = 1.0
-
-    def loss(
-        self,
-        x: torch.Tensor,
-        y: torch.Tensor,
-        *,
-        progress: float,
-        epoch: int,
-        balanced_batch: tuple[torch.Tensor, torch.Tensor] | None = None,
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        raise NotImplementedError
-
-    def classifier(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        raise NotImplementedError
-
-    def class_means(self) -> torch.Tensor | None:
-        return None

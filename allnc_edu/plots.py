@@ -1,12 +1,15 @@
 """Plotly figure builders: pure functions of arrays (or metric histories) returning go.Figure.
 
 Colours are hex strings only (plotly 7 rejects fractional ``rgb()``): one colour-blind-safe
-colour per class, Okabe-Ito first, then Paul Tol's "muted" scheme, cycled beyond 16 classes.
-Minority classes are drawn dashed with open markers, and named "(minority)" in the legend.
+colour per class, Okabe-Ito first (ordered by contrast on white, its pale yellow left out), then
+Paul Tol's "muted" scheme, cycled beyond 15 classes. In the 3D views minority classes are drawn
+thick with open tips and named "(minority)"; the legend holds one entry per class and a key.
+Log axes carry explicit ticks (1, 3, 10, ... or powers of ten), never SI prefixes.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,13 +19,22 @@ import torch
 from plotly.subplots import make_subplots
 
 from ._checks import ArrayLike, as_float64
+from .fmt import fixed
 from .geometry import cosine_matrix, project_to_3d, simplex_etf
+from .ufm import complete_collapse
 
-OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7")
-TOL_MUTED = ("#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "#CC6677")
-PALETTE = (*OKABE_ITO, "#000000", *TOL_MUTED, "#882255", "#AA4499")
-ETF_COLOUR = "#BBBBBB"
+OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
+TOL_MUTED = ("#332288", "#882255", "#44AA99", "#999933", "#AA4499", "#117733", "#CC6677", "#88CCEE")
+PALETTE = (*OKABE_ITO, *TOL_MUTED)
+ETF_COLOUR = "#666666"
+KEY_COLOUR = "#555555"
 MEAN_SYMBOL, WEIGHT_SYMBOL = "circle", "diamond"
+#: Line widths (px) of majority and minority arrows: minority arrows are the ones to look at.
+MAJORITY_WIDTH, MINORITY_WIDTH = 5, 11
+MINUS = "\u2212"
+#: Side of the 3D scene's box relative to plotly's default unit cube (see ``scene_layout``), and
+#: the share of it kept in :func:`side_by_side`, whose scenes are narrower.
+SCENE_BOX, SIDE_BY_SIDE_BOX = 1.9, 0.9
 
 
 def class_colours(num_classes: int) -> list[str]:
@@ -41,24 +53,30 @@ def simplex_figure(
     title: str | None = None,
     class_names: Sequence[str] | None = None,
     max_points_per_class: int = 200,
-    height: int = 550,
+    height: int | None = None,
+    cosines: bool | None = None,
 ) -> go.Figure:
     """Class means and classifier vectors as 3D arrows from the origin.
 
     Args:
         means: (K, d) class means; drawn centred on their class-balanced mean (the NC convention),
-            as lines ending in a circle.
-        weight: (K, d) classifier rows, drawn as lines ending in a diamond.
+            as arrows ending in a circle.
+        weight: (K, d) classifier rows, drawn as arrows ending in a diamond.
         features: (N, d) sample features with ``labels`` (N,): a faint point cloud, shifted by the
             same centre as the means (at most ``max_points_per_class`` per class, evenly spaced).
-        minority: class indices drawn dashed with open markers and named "(minority)".
+        minority: class indices drawn thick with open tips and named "(minority)".
         show_etf: draw the simplex ETF nearest to the arrows (rotated onto the classifier rows, or
-            the means without a classifier, and scaled to their mean length) as a faint reference.
-        title: figure title; a second line says whether the 3D view is exact or a projection.
+            the means without a classifier, and scaled to their mean length) as a grey reference.
+        title: figure title; a second line says whether the 3D view is exact or a shadow.
         class_names: legend names (default "class k").
+        height: in pixels (default 560, 600 with the cosine map).
+        cosines: put the exact cosine map (:func:`cosine_map_trace`) beside the 3D view; default
+            when the view is not exact (K > 4), where angles in 3D cannot be trusted.
 
     Uses ``geometry.project_to_3d``: for K <= 4 the view preserves lengths and angles; for K > 4
-    it is the best 3D projection, and the title says so.
+    it is the shadow on the three directions along which the arrows spread most. The scene is
+    sized to the arrows with equal scales on its three axes, and ``layout.meta`` holds the
+    heading and the view note separately (``heading``, ``note``) for figures that combine views.
     """
     if means is None and weight is None:
         raise ValueError("simplex_figure needs means, weight or both")
@@ -84,15 +102,15 @@ def simplex_figure(
     coords = dict(zip(arrays, (c.numpy() for c in proj.coords), strict=True))
     basis = proj.basis.numpy()[:d]  # project_to_3d pads d < 3 with zeros
     colours = class_colours(k)
-    fig = go.Figure()
-    extent = max(float(np.abs(c).max()) for c in coords.values())
+    traces: list[go.Scatter3d] = []
+    points = [np.zeros((1, 3)), *coords.values()]
 
     if features is not None:
         cloud = _feature_cloud(features, labels, k, d, centre, max_points_per_class)
         for c, pts in cloud.items():
             xyz = pts @ basis
-            extent = max(extent, float(np.abs(xyz).max(initial=0.0)))
-            fig.add_trace(
+            points.append(xyz)
+            traces.append(
                 go.Scatter3d(
                     x=xyz[:, 0],
                     y=xyz[:, 1],
@@ -105,53 +123,211 @@ def simplex_figure(
                 )
             )
     if show_etf:
-        ref_source = arrays.get("classifier", arrays.get("mean"))
-        ref = _nearest_etf(ref_source) @ basis
-        fig.add_trace(_etf_trace(ref))
+        ref = _nearest_etf(arrays.get("classifier", arrays.get("mean"))) @ basis
+        points.append(ref)
+        traces.append(_etf_trace(ref))
     for kind, xyz in coords.items():
         symbol = MEAN_SYMBOL if kind == "mean" else WEIGHT_SYMBOL
         for c in range(k):
             mino = c in minority_set
-            fig.add_trace(
+            traces.append(
                 go.Scatter3d(
                     x=[0.0, xyz[c, 0]],
                     y=[0.0, xyz[c, 1]],
                     z=[0.0, xyz[c, 2]],
                     mode="lines+markers",
-                    line={"color": colours[c], "width": 6, "dash": "dash" if mino else "solid"},
+                    line={"color": colours[c], "width": _width(mino)},
                     marker={
-                        "size": [0, 6],
+                        "size": [0, 9 if mino else 6],
                         "color": colours[c],
                         "symbol": f"{symbol}-open" if mino else symbol,
+                        "line": {"width": 3 if mino else 1, "color": colours[c]},
                     },
                     name=f"{names[c]} {kind}" + (" (minority)" if mino else ""),
                     legendgroup=names[c],
+                    showlegend=False,
                     meta={"kind": kind, "class": c, "minority": mino},
                 )
             )
-    if minority_set:
-        fig.add_trace(
-            go.Scatter3d(
-                x=[None],
-                y=[None],
-                z=[None],
-                mode="lines+markers",
-                line={"color": "#555555", "dash": "dash"},
-                marker={"symbol": "circle-open", "color": "#555555"},
-                name="minority classes: dashed, open markers",
+    traces += _legend_entries(names, colours, minority_set, kinds=list(coords))
+
+    heading = title or "Class means and classifiers"
+    note = _view_note(proj, k, d)
+    show_cosines = (not proj.exact) if cosines is None else bool(cosines)
+    layout = {
+        "title": {"text": f"{heading}<br><sup>{note}</sup>"},
+        "height": height or (600 if show_cosines else 560),
+        "margin": {"l": 10, "r": 10, "t": 70, "b": 10},
+        "legend": {"itemsizing": "constant", "groupclick": "togglegroup", "tracegroupgap": 2},
+        "meta": {"heading": heading, "note": note, "dims": min(k, d), "kept": proj.captured},
+    }
+    if not show_cosines:
+        fig = go.Figure(traces)
+        fig.update_layout(scene=scene_layout(np.vstack(points)), **layout)
+        return fig
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        specs=[[{"type": "scene"}, {"type": "xy"}]],
+        column_widths=[0.58, 0.42],
+        horizontal_spacing=0.06,
+    )
+    fig.add_traces(traces, rows=1, cols=1)
+    fig.add_trace(
+        cosine_map_trace(arrays.get("mean"), arrays.get("classifier"), names), row=1, col=2
+    )
+    fig.update_yaxes(
+        autorange="reversed", scaleanchor="x", constrain="domain", showgrid=False, row=1, col=2
+    )
+    fig.update_xaxes(
+        title_text=_cosine_map_caption(arrays), constrain="domain", showgrid=False, row=1, col=2
+    )
+    layout["legend"].update(orientation="h", x=0.0, xanchor="left", y=-0.04, yanchor="top")
+    layout["plot_bgcolor"] = "#FFFFFF"  # the blank diagonal of the cosine map
+    fig.update_layout(scene=scene_layout(np.vstack(points)), **layout)
+    return fig
+
+
+def scene_layout(points: np.ndarray, pad: float = 0.04) -> dict[str, Any]:
+    """A 3D scene that fits ``points`` (n, 3) from every viewing angle: a cube centred on their
+    bounding box whose half-width is the largest distance from that centre (plus ``pad``), seen
+    in orthographic projection (lengths do not shrink with depth), axes hidden (the arrows are
+    read against each other and the grey ETF, not against coordinates)."""
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    mid = (lo + hi) / 2
+    half = max(float(np.linalg.norm(points - mid, axis=1).max()), 1e-12) * (1 + pad)
+    axes = {
+        name: {"range": [float(mid[i] - half), float(mid[i] + half)], "visible": False}
+        for i, name in enumerate(("xaxis", "yaxis", "zaxis"))
+    }
+    # project_to_3d orders the axes by spread: look down z, tilted, so x and y lie nearly flat
+    camera = {
+        "eye": {"x": 0.55, "y": -0.75, "z": 1.75},
+        "up": {"x": 0.0, "y": 1.0, "z": 0.0},
+        "projection": {"type": "orthographic"},
+    }
+    # plotly frames a unit cube in the view; a box of side SCENE_BOX makes the ball around the
+    # points fill most of it without leaving the view, whichever way the scene is turned.
+    box = {"x": SCENE_BOX, "y": SCENE_BOX, "z": SCENE_BOX}
+    return {"aspectmode": "manual", "aspectratio": box, **axes, "camera": camera}
+
+
+def cosine_map_trace(
+    means: torch.Tensor | None, weight: torch.Tensor | None, names: Sequence[str]
+) -> go.Heatmap:
+    """Exact pairwise cosines as one heatmap: centred class means below the diagonal, classifier
+    rows above it (either fills the whole map when it is the only one given), the diagonal
+    blank. White is the ETF value -1/(K-1): at an ETF every off-diagonal cell is white, vectors
+    squeezed closer than that are red (a collapsed minority is a dark-red block), wider blue."""
+    k = len(names)
+    z = np.full((k, k), np.nan)
+    lower, upper = np.tril_indices(k, -1), np.triu_indices(k, 1)
+    if means is not None:
+        cm = cosine_matrix(means).numpy()
+        z[lower] = cm[lower]
+        if weight is None:
+            z[upper] = cm[upper]
+    if weight is not None:
+        cw = cosine_matrix(weight).numpy()
+        z[upper] = cw[upper]
+        if means is None:
+            z[lower] = cw[lower]
+    etf = -1.0 / (k - 1)
+    ticks = sorted({-1.0, etf, 1.0})
+    labels = [f"ETF {fixed(etf, 2).replace('-', MINUS)}" if t == etf else _number(t) for t in ticks]
+    return go.Heatmap(
+        z=z,
+        x=list(names),
+        y=list(names),
+        zmin=-1.0,
+        zmax=1.0,
+        colorscale=cosine_colorscale(k),
+        colorbar={"title": {"text": "cosine"}, "tickvals": ticks, "ticktext": labels, "len": 0.8},
+        hovertemplate="%{y} · %{x}: %{z:.3f}<extra></extra>",
+        hoverongaps=False,
+        name="cosines",
+    )
+
+
+_BLUES = ("#053061", "#2166AC", "#4393C3", "#92C5DE", "#D1E5F0")
+_REDS = ("#FDDBC7", "#F4A582", "#D6604D", "#B2182B", "#67001F")
+
+
+def cosine_colorscale(num_classes: int) -> list[list[Any]]:
+    """A diverging colour scale for cosines on [-1, 1] (ColorBrewer RdBu) that is white at the
+    ETF value -1/(K-1), not at 0: at an ETF every pair is white, red pairs are squeezed
+    together, blue ones spread wider than the ETF."""
+    white = (1 - 1 / (num_classes - 1)) / 2  # where -1/(K-1) falls when [-1, 1] maps to [0, 1]
+    blues = [[white * i / len(_BLUES), c] for i, c in enumerate(_BLUES)] if white > 0 else []
+    reds = [[white + (1 - white) * (i + 1) / len(_REDS), c] for i, c in enumerate(_REDS)]
+    return [*blues, [white, "#F7F7F7"], *reds]
+
+
+def _cosine_map_caption(arrays: Mapping[str, torch.Tensor]) -> str:
+    if len(arrays) == 2:
+        return "exact cosines: class means below the diagonal, classifiers above"
+    return f"exact cosines of the {'class means' if 'mean' in arrays else 'classifiers'}"
+
+
+def _view_note(proj: Any, k: int, d: int) -> str:
+    """The second title line: what the 3D view keeps, in plain words."""
+    if proj.exact:
+        return "an exact 3D view: true lengths and angles"
+    dims = min(k, d)
+    return (
+        f"{dims}-D arrows seen from their 3 widest directions "
+        f"({100 * proj.captured:.0f}% of their squared length); true cosines on the right"
+    )
+
+
+def _width(minority: bool) -> int:
+    return MINORITY_WIDTH if minority else MAJORITY_WIDTH
+
+
+def _legend_entries(
+    names: Sequence[str], colours: Sequence[str], minority: set[int], kinds: Sequence[str]
+) -> list[go.Scatter3d]:
+    """Legend-only traces: one per class (clicking it hides the class), then a key to the tips
+    and line widths."""
+
+    def entry(name: str, group: str | None = None, **style: Any) -> go.Scatter3d:
+        return go.Scatter3d(
+            x=[None], y=[None], z=[None], name=name, legendgroup=group, hoverinfo="skip", **style
+        )
+
+    out = [
+        entry(
+            f"{name} (minority)" if c in minority else name,
+            group=name,
+            mode="lines",
+            line={
+                "color": colours[c],
+                "width": MINORITY_WIDTH if c in minority else MAJORITY_WIDTH,
+            },
+        )
+        for c, name in enumerate(names)
+    ]
+    for kind in kinds:
+        symbol, label = (
+            (MEAN_SYMBOL, "class mean") if kind == "mean" else (WEIGHT_SYMBOL, "classifier")
+        )
+        out.append(
+            entry(
+                f"{label}: {'●' if kind == 'mean' else '◆'} tip",
+                mode="markers",
+                marker={"symbol": symbol, "color": KEY_COLOUR, "size": 6},
             )
         )
-    extent = 1.1 * extent if extent > 0 else 1.0
-    axis = {"range": [-extent, extent], "title": "", "showticklabels": False}
-    heading = title or "Class means and classifiers"
-    fig.update_layout(
-        title={"text": f"{heading}<br><sup>{proj.note}</sup>"},
-        scene={"aspectmode": "cube", "xaxis": axis, "yaxis": axis, "zaxis": axis},
-        height=height,
-        margin={"l": 0, "r": 0, "t": 60, "b": 0},
-        legend={"itemsizing": "constant"},
-    )
-    return fig
+    if minority:
+        out.append(
+            entry(
+                "minority: thick, open tip",
+                mode="lines+markers",
+                line={"color": KEY_COLOUR, "width": MINORITY_WIDTH},
+                marker={"symbol": "circle-open", "color": KEY_COLOUR, "size": 8},
+            )
+        )
+    return out
 
 
 def gram_heatmap(
@@ -195,8 +371,7 @@ def gram_heatmap(
                 y=names,
                 zmin=-1.0,
                 zmax=1.0,
-                colorscale="RdBu",
-                reversescale=True,
+                colorscale=cosine_colorscale(k),
                 showscale=i == len(panels),
                 hovertemplate="%{y} · %{x}: %{z:.3f}",
             ),
@@ -204,7 +379,8 @@ def gram_heatmap(
             col=i,
         )
         fig.update_yaxes(autorange="reversed", scaleanchor=f"x{i if i > 1 else ''}", row=1, col=i)
-    fig.update_layout(title=title or f"Pairwise cosines (ETF: -1/(K-1) = {-1 / (k - 1):.3f})")
+    etf = fixed(-1 / (k - 1), 3).replace("-", MINUS)
+    fig.update_layout(title=title or f"Pairwise cosines (white: the ETF value −1/(K−1) = {etf})")
     return fig
 
 
@@ -215,7 +391,7 @@ _CURVES = (
         (("etf_distance_means", "means"), ("etf_distance_weights", "classifiers")),
         "linear",
     ),
-    ("self-duality (NC3)", (("self_duality", "||W/|W| - M/|M|||"),), "linear"),
+    ("self-duality (NC3)", (("self_duality", "‖W/‖W‖ − M/‖M‖‖"),), "linear"),
     ("minority collapse", (("mc_weights", "MC_W"), ("mc_means", "MC_H")), "linear"),
 )
 
@@ -224,16 +400,17 @@ def metric_curves(history: Sequence[dict], *, x: str | None = None, title: str |
     """NC1, ETF distances, self-duality, MC_W and MC_H over training.
 
     Args:
-        history: list of dicts holding (some of) the ``metrics.NCMetrics`` fields, plus the
-            x-axis key (``step`` or ``epoch``, found automatically, else the record index).
+        history: list of dicts holding (some of) the ``metrics.NCMetrics`` fields, or of
+            ``records.EpochRecord`` (e.g. ``result.evaluated``), plus the x-axis key
+            (``step`` or ``epoch``, found automatically, else the record index).
             Missing or None values are skipped. The MC panel marks the ETF value -1/(K-1) when
             ``num_classes`` is recorded.
     """
     if not history:
         raise ValueError("history is empty: nothing to plot")
     if x is None:
-        x = next((key for key in ("step", "epoch") if key in history[0]), None)
-    xs = [rec.get(x, i) if x else i for i, rec in enumerate(history)]
+        x = next((key for key in ("step", "epoch") if _field(history[0], key) is not None), None)
+    xs = [_field(rec, x) if x else i for i, rec in enumerate(history)]
     fig = make_subplots(
         rows=len(_CURVES),
         cols=1,
@@ -245,12 +422,12 @@ def metric_curves(history: Sequence[dict], *, x: str | None = None, title: str |
     for row, (_, fields, yscale) in enumerate(_CURVES, start=1):
         for key, label in fields:
             pts = [
-                (xv, rec[key])
+                (xv, _field(rec, key))
                 for xv, rec in zip(xs, history, strict=True)
-                if rec.get(key) is not None
+                if _field(rec, key) is not None
             ]
-            if yscale == "log":
-                pts = [(xv, max(v, 1e-300)) for xv, v in pts]
+            if yscale == "log":  # a log axis cannot show 0 (NC1 = 0 when features sit on means)
+                pts = [(xv, v) for xv, v in pts if v > 0]
             fig.add_trace(
                 go.Scatter(
                     x=[p[0] for p in pts],
@@ -263,16 +440,12 @@ def metric_curves(history: Sequence[dict], *, x: str | None = None, title: str |
                 row=row,
                 col=1,
             )
-        fig.update_yaxes(type=yscale, row=row, col=1)
-    k = history[-1].get("num_classes")
+        if yscale == "log":
+            shown = [v for t in fig.select_traces(row=row, col=1) for v in t.y]
+            fig.update_yaxes(**log_axis(shown), row=row, col=1)
+    k = _field(history[-1], "num_classes")
     if k:
-        fig.add_hline(
-            y=-1 / (k - 1),
-            line={"color": ETF_COLOUR, "dash": "dot"},
-            row=4,
-            col=1,
-            annotation_text="ETF: -1/(K-1)",
-        )
+        _etf_line(fig, k, row=4)
     fig.update_xaxes(title_text=x or "record", row=len(_CURVES), col=1)
     fig.update_layout(height=850, title=title or "Neural-collapse metrics over training")
     return fig
@@ -286,9 +459,12 @@ def minority_collapse_sweep_figure(
     *,
     num_classes: int | None = None,
     title: str | None = None,
+    collapse: tuple[float, float] | None = None,
 ) -> go.Figure:
     """MC_W (and MC_H) against the imbalance ratio on a log axis, and optionally the ratio of
-    minority to majority classifier norms in a second panel. ``num_classes`` marks -1/(K-1)."""
+    minority to majority classifier norms in a second panel. ``num_classes`` marks -1/(K-1);
+    ``collapse`` = (last ratio below, first ratio at complete minority collapse), as from
+    ``ufm.complete_collapse``, shades the band where MC_W reaches 1."""
     r = np.asarray(ratios, dtype=float)
     series = {"MC_W (classifiers)": mc_w, "MC_H (centred means)": mc_h}
     for name, values in {**series, "minority_norm_ratio": minority_norm_ratio}.items():
@@ -309,10 +485,18 @@ def minority_collapse_sweep_figure(
                 col=1,
             )
     if num_classes:
-        fig.add_hline(
-            y=-1 / (num_classes - 1),
-            line={"color": ETF_COLOUR, "dash": "dot"},
-            annotation_text="ETF: -1/(K-1)",
+        _etf_line(fig, num_classes, row=1)
+    if collapse is not None:
+        below, at = collapse
+        fig.add_vrect(x0=below, x1=at, fillcolor="#D55E00", opacity=0.2, line_width=0)
+        fig.add_annotation(  # annotations on a log axis take log10 coordinates, shapes do not
+            x=math.log10(at),
+            y=0.0,
+            text=f"complete collapse<br>between IR {below:.0f} and {at:.0f}",
+            showarrow=False,
+            xanchor="left",
+            align="left",
+            font={"color": "#A33C00"},
             row=1,
             col=1,
         )
@@ -328,18 +512,22 @@ def minority_collapse_sweep_figure(
             row=2,
             col=1,
         )
-    fig.update_xaxes(type="log")
-    fig.update_xaxes(title_text="imbalance ratio", row=rows, col=1)
+    fig.update_xaxes(**log_axis(r))
+    fig.update_xaxes(title_text="imbalance ratio n_max / n_min", row=rows, col=1)
     fig.update_layout(title=title or "Minority collapse against imbalance")
     return fig
 
 
 def sweep_records_figure(
-    records: Sequence[Mapping[str, Any]], *, norms: bool = True, title: str | None = None
+    records: Sequence[Mapping[str, Any]],
+    *,
+    norms: bool = True,
+    title: str | None = None,
+    collapse: tuple[float, float] | None = None,
 ) -> go.Figure:
     """:func:`minority_collapse_sweep_figure` of ``ufm.imbalance_sweep`` records (dicts with
     ``ratio``, ``counts``, ``mc_weights``, ``mc_means`` and ``weight_norm_ratio``), with the
-    classifier-norm panel when ``norms``."""
+    classifier-norm panel when ``norms`` and the ``collapse`` band when given."""
     if not records:
         raise ValueError("records is empty: run ufm.imbalance_sweep over at least one ratio")
     return minority_collapse_sweep_figure(
@@ -349,11 +537,102 @@ def sweep_records_figure(
         [r["weight_norm_ratio"] for r in records] if norms else None,
         num_classes=len(records[0]["counts"]),
         title=title,
+        collapse=collapse,
+    )
+
+
+def sweep_figures(sweeps: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, go.Figure]:
+    """One :func:`sweep_records_figure` per ``ufm.imbalance_sweep`` result (``{title:
+    records}``), titled "UFM: title", the band of complete minority collapse
+    (``ufm.complete_collapse``) shaded where the sweep reaches it, the norm panel left out when
+    every classifier norm ratio is 1 (a fixed classifier)."""
+    out = {}
+    for name, records in sweeps.items():
+        norms = any(abs(r["weight_norm_ratio"] - 1) > 1e-6 for r in records)  # fixed W: all 1
+        no_mc_w = any(r["mc_weights"] is None for r in records)  # one minority class
+        out[name] = sweep_records_figure(
+            records,
+            norms=norms,
+            title=f"UFM: {name}",
+            collapse=None if no_mc_w else complete_collapse(records),
+        )
+    return out
+
+
+#: Panels of :func:`runs_curves_figure`: (``records.EpochRecord`` field, title, y-axis type).
+_RUN_PANELS = (
+    ("accuracy", "test accuracy", "linear"),
+    ("minority_accuracy", "minority-class test accuracy", "linear"),
+    ("nc1", "NC1", "log"),
+    ("self_duality", "self-duality (NC3)", "linear"),
+    ("mc_weights", "MC_W (minority classifiers)", "linear"),
+    ("mc_means", "MC_H (minority class means)", "linear"),
+)
+
+
+def runs_curves_figure(runs: Mapping[str, Any]) -> go.Figure:
+    """Several runs over epochs (``{legend name: records.RunResult}``): test accuracy,
+    minority accuracy, NC1, self-duality, MC_W and MC_H of each run's evaluated epochs, one
+    colour per run in every panel, the MC panels marking the ETF value -1/(K-1). The runs must
+    share one number of classes."""
+    if not runs:
+        raise ValueError("runs is empty: nothing to plot")
+    ks = {int(run.num_classes) for run in runs.values()}
+    if len(ks) != 1:
+        raise ValueError(f"the runs must share one number of classes, got {sorted(ks)}")
+    fig = make_subplots(rows=2, cols=3, subplot_titles=[p[1] for p in _RUN_PANELS])
+    for i, (name, run) in enumerate(runs.items()):
+        for j, (key, _, _) in enumerate(_RUN_PANELS):
+            pts = [(r.epoch, getattr(r, key)) for r in run.evaluated if getattr(r, key) is not None]
+            fig.add_trace(
+                go.Scatter(
+                    x=[p[0] for p in pts],
+                    y=[p[1] for p in pts],
+                    mode="lines+markers",
+                    marker={"size": 3},
+                    line={"color": PALETTE[i % len(PALETTE)]},
+                    name=str(name),
+                    legendgroup=str(name),
+                    showlegend=j == 0,
+                ),
+                row=j // 3 + 1,
+                col=j % 3 + 1,
+            )
+    for j, (_, _, yscale) in enumerate(_RUN_PANELS):
+        row, col = j // 3 + 1, j % 3 + 1
+        if yscale == "log":
+            shown = [v for t in fig.select_traces(row=row, col=col) for v in t.y]
+            fig.update_yaxes(**log_axis(shown), row=row, col=col)
+    etf_value = -1 / (ks.pop() - 1)
+    for col in (2, 3):
+        fig.add_hline(
+            y=etf_value,
+            line={"color": ETF_COLOUR, "dash": "dot"},
+            annotation_text=f"ETF value {fixed(etf_value, 3, signed=True).replace('-', MINUS)}",
+            annotation_position="bottom right",
+            row=2,
+            col=col,
+        )
+    fig.update_xaxes(title_text="epoch", row=2)
+    fig.update_layout(height=620, title="Metrics over training (NC metrics on the training set)")
+    return fig
+
+
+def _etf_line(fig: go.Figure, num_classes: int, row: int) -> None:
+    """A dotted line at the ETF value -1/(K-1) of a cosine panel, labelled with its value."""
+    value = -1 / (num_classes - 1)
+    fig.add_hline(
+        y=value,
+        line={"color": ETF_COLOUR, "dash": "dot"},
+        annotation_text=f"ETF value −1/(K−1) = {fixed(value, 3).replace('-', MINUS)}",
+        annotation_position="bottom right",
+        row=row,
+        col=1,
     )
 
 
 def _etf_trace(ref: np.ndarray) -> go.Scatter3d:
-    """Faint lines from the origin to each ideal-ETF vertex, one trace (None-separated)."""
+    """Grey dashed lines from the origin to each ideal-ETF vertex, one trace (None-separated)."""
     xs, ys, zs = [], [], []
     for row in ref:
         xs += [0.0, row[0], None]
@@ -363,11 +642,58 @@ def _etf_trace(ref: np.ndarray) -> go.Scatter3d:
         x=xs,
         y=ys,
         z=zs,
-        mode="lines",
+        mode="lines+markers",
         name="ideal simplex ETF",
-        line={"color": ETF_COLOUR, "width": 3},
-        opacity=0.6,
+        line={"color": ETF_COLOUR, "width": 4, "dash": "dash"},
+        marker={"size": [0, 5, 0] * len(ref), "color": ETF_COLOUR, "symbol": "cross"},
+        hoverinfo="name",
     )
+
+
+def log_axis(values: Sequence[float], max_ticks: int = 8) -> dict[str, Any]:
+    """Axis settings for a log axis over ``values`` (> 0) with readable ticks: 1-2-5 or 1-3
+    steps when the data span few decades, else powers of ten (every n-th decade), labelled as
+    plain numbers (0.01 ... 1000) or 10⁻⁸-style powers; never SI prefixes or bare minor
+    digits."""
+    positive = [float(v) for v in values if v is not None and v > 0 and math.isfinite(v)]
+    if not positive:
+        return {"type": "log"}
+    lo, hi = math.floor(math.log10(min(positive))), math.ceil(math.log10(max(positive)))
+    hi = max(hi, lo + 1)
+    decades = hi - lo
+    mantissas = (1, 2, 5) if decades <= 2 else (1, 3) if decades <= 4 else (1,)
+    every = max(1, math.ceil((decades + 1) / max_ticks))
+    ticks = [
+        m * 10.0**e
+        for e in range(lo, hi + 1)
+        if (hi - e) % every == 0  # counted from the top: the largest decade is labelled
+        for m in mantissas
+        if min(positive) / 1.5 <= m * 10.0**e <= max(positive) * 1.5
+    ]
+    plain = all(1e-3 <= t < 1e5 for t in ticks)
+    return {
+        "type": "log",
+        "tickvals": ticks,
+        "ticktext": [_number(t) if plain else _power(t) for t in ticks],
+        "minor": {"showgrid": False},
+    }
+
+
+def _number(value: float) -> str:
+    """A tick label: 1000, 0.01, -0.5 (unicode minus), no exponent."""
+    text = f"{value:.10f}".rstrip("0").rstrip(".") if value != int(value) else f"{int(value)}"
+    return text.replace("-", MINUS)
+
+
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _power(value: float) -> str:
+    """10⁻⁸, 3×10⁻⁵: a tick label for very small or large values."""
+    exponent = math.floor(math.log10(value) + 1e-9)
+    mantissa = round(value / 10.0**exponent)
+    power = f"10{str(exponent).translate(_SUPERSCRIPT)}"
+    return power if mantissa == 1 else f"{mantissa}×{power}"
 
 
 def _nearest_etf(a: torch.Tensor) -> np.ndarray:
@@ -418,3 +744,196 @@ def _class_names(names: Sequence[str] | None, k: int) -> list[str]:
     if len(names) != k:
         raise ValueError(f"class_names must have {k} entries, got {len(names)}")
     return [str(n) for n in names]
+
+
+# ------------------------------------------------- figures of finished runs (records.RunResult)
+
+
+def simplex_views(
+    runs: Mapping[str, Any], *, height: int | None = None, title: str | None = None
+) -> go.Figure:
+    """The 3D simplex view (:func:`simplex_figure`) of each run's last recorded geometry, in one
+    row, headed by run name and its MC_W / MC_H; minority classes thick. ``runs``:
+    ``{name: records.RunResult}`` trained with ``record_geometry=True``."""
+    figures = {
+        name: _run_simplex(name, run, f"{name}<br>{_mc_text(run)}") for name, run in runs.items()
+    }
+    return side_by_side(figures, height=height, title=title)
+
+
+def runs_slider(runs: Mapping[Any, Any], *, label: str = "", title: str | None = None) -> go.Figure:
+    """A slider over runs (``{key: records.RunResult}``, e.g. keyed by imbalance ratio): the 3D
+    view of each run's last recorded geometry, the step labelled by its key (after ``label``),
+    the title giving its MC_W and MC_H."""
+    figures = {
+        name: _run_simplex(name, run, f"{title or run.method}, {label}{name}: {_mc_text(run)}")
+        for name, run in runs.items()
+    }
+    return slider_figure(figures, label=label)
+
+
+def epoch_slider(run: Any, *, max_frames: int = 12, title: str | None = None) -> go.Figure:
+    """A slider over (at most ``max_frames``, evenly spaced, always the last) recorded epochs of
+    one run (``records.RunResult``): the 3D view of its class means and classifier rows at each
+    epoch; steps are labelled by epoch number."""
+    records = [r for r in run.history if r.geometry is not None]
+    if not records:
+        raise ValueError("the run has no recorded geometry: train it with record_geometry=True")
+    if max_frames < 1:
+        raise ValueError(f"max_frames must be >= 1, got {max_frames}")
+    step = -(-len(records) // max_frames)
+    picked = records[::-1][::step][::-1]
+    heading = title or run.method
+    figures = {
+        r.epoch: simplex_figure(
+            r.geometry["class_means"],
+            r.geometry["classifier"],
+            minority=run.minority,
+            title=f"{heading}, epoch {r.epoch}: {_mc_text(r)}",
+        )
+        for r in picked
+    }
+    return slider_figure(figures, label="epoch ")
+
+
+def side_by_side(
+    figures: Mapping[str, go.Figure], *, height: int | None = None, title: str | None = None
+) -> go.Figure:
+    """Several :func:`simplex_figure` views as one row of 3D scenes, each headed by its figure's
+    heading (``layout.meta``; else its key); their shared view note goes once under ``title``.
+    When the figures carry cosine maps (K > 4), the maps form a second row. The legend of the
+    first figure is kept, the others' entries hidden."""
+    if not figures:
+        raise ValueError("figures is empty: nothing to place side by side")
+    n = len(figures)
+    metas = [fig.layout.meta or {} for fig in figures.values()]
+    maps = any(isinstance(t, go.Heatmap) for fig in figures.values() for t in fig.data)
+    specs = [[{"type": "scene"}] * n] + ([[{"type": "xy"}] * n] if maps else [])
+    # Scenes about as tall as they are wide on a ~1000 px page: plotly fits a 3D view to the
+    # scene's height, so a scene narrower than it is tall would cut its arrows at the sides.
+    row = min(480, max(260, 1000 // n))
+    rows_px = [row, round(0.85 * row)] if maps else [row]
+    out = make_subplots(
+        rows=len(specs),
+        cols=n,
+        specs=specs,
+        row_heights=rows_px,
+        vertical_spacing=0.05,
+        horizontal_spacing=0.04,
+        subplot_titles=[m.get("heading", key) for m, key in zip(metas, figures, strict=True)],
+    )
+    for i, fig in enumerate(figures.values(), start=1):
+        for trace in fig.data:
+            if isinstance(trace, go.Heatmap):
+                out.add_trace(go.Heatmap(trace, showscale=i == n), row=2, col=i)
+                out.update_yaxes(
+                    autorange="reversed", scaleanchor=f"x{i}", constrain="domain", row=2, col=i
+                )
+                out.update_xaxes(constrain="domain", row=2, col=i)
+                continue
+            if i > 1:
+                trace = go.Scatter3d(trace, showlegend=False)
+            out.add_trace(trace, row=1, col=i)
+        scene = fig.layout.scene.to_plotly_json()
+        scene.pop("domain", None)  # make_subplots placed this scene; keep the rest of its look
+        box = SCENE_BOX * SIDE_BY_SIDE_BOX
+        scene["aspectratio"] = {"x": box, "y": box, "z": box}
+        out.update_layout({f"scene{i if i > 1 else ''}": scene})
+    note = metas[0].get("note")
+    if maps:
+        out.update_xaxes(showgrid=False, showticklabels=False, row=2)
+        out.update_yaxes(showgrid=False, showticklabels=False, row=2)
+        out.update_yaxes(showticklabels=True, row=2, col=1)
+        lo, hi = out.layout.yaxis.domain  # the maps' row: the colour bar beside it
+        bar = {"y": (lo + hi) / 2, "len": hi - lo}
+        out.update_traces(colorbar=bar, selector={"type": "heatmap"})
+        kept = sorted(round(100 * m.get("kept", 1.0)) for m in metas)
+        share = f"{kept[0]}%" if kept[0] == kept[-1] else f"{kept[0]}–{kept[-1]}%"
+        note = (
+            f"{metas[0].get('dims', '')}-D arrows seen from their 3 widest directions ({share} of "
+            "their squared length); below, the exact cosines (means under the diagonal, "
+            "classifiers above)"
+        )
+    heading = title or ""
+    text = f"{heading}<br><sup>{note}</sup>" if note and heading else heading or note or ""
+    out.update_layout(
+        title={"text": text},
+        plot_bgcolor="#FFFFFF",
+        height=height or sum(rows_px) + 230,
+        margin={"l": 10, "r": 10, "t": 110 if text else 60, "b": 10},
+        legend={
+            "itemsizing": "constant",
+            "groupclick": "togglegroup",
+            "orientation": "h",
+            "x": 0.0,
+            "y": -0.02,
+            "yanchor": "top",
+        },
+    )
+    return out
+
+
+def slider_figure(figures: Mapping[Any, go.Figure], *, label: str = "") -> go.Figure:
+    """One figure holding the traces of all ``figures`` and a slider that shows one at a time.
+
+    The slider's steps are the keys, and the current one is shown after ``label`` above the
+    slider (e.g. "epoch 30"); each step swaps the visible traces and the title (and the 3D
+    axes, when there are any). Works without a live kernel.
+    """
+    if not figures:
+        raise ValueError("figures is empty: nothing to slide over")
+    out = go.Figure(layout=next(iter(figures.values())).layout)
+    spans, start = [], 0
+    for fig in figures.values():
+        out.add_traces(list(fig.data))
+        spans.append((start, start + len(fig.data)))
+        start += len(fig.data)
+    steps = []
+    for (key, fig), (lo, hi) in zip(figures.items(), spans, strict=True):
+        visible = [lo <= i < hi for i in range(start)]
+        layout = {"title": fig.layout.title}
+        if fig.layout.scene is not None:
+            layout["scene"] = fig.layout.scene
+        steps.append(
+            {"label": str(key), "method": "update", "args": [{"visible": visible}, layout]}
+        )
+    for i, trace in enumerate(out.data):
+        trace.visible = i < spans[0][1]
+    out.update_layout(
+        sliders=[
+            {
+                "active": 0,
+                "steps": steps,
+                "x": 0.04,
+                "len": 0.92,
+                "currentvalue": {"prefix": label, "font": {"size": 15}},
+                "pad": {"t": 40, "b": 10},
+            }
+        ],
+        margin={"b": 110},
+    )
+    return out
+
+
+def _mc_text(run: Any) -> str:
+    """'MC_W +0.23, MC_H +0.11' of a run or epoch record (the mc_weights / mc_means fields)."""
+    w, h = _field(run, "mc_weights"), _field(run, "mc_means")
+    text = f"MC_W {fixed(w, 2, signed=True)}, MC_H {fixed(h, 2, signed=True)}"
+    return text.replace("-", MINUS)
+
+
+def _run_simplex(name: Any, run: Any, title: str) -> go.Figure:
+    """:func:`simplex_figure` of a run's last recorded geometry, minority thick."""
+    geometry = run.geometry
+    if geometry is None:
+        raise ValueError(f"run {name!r} has no geometry: train it with record_geometry=True")
+    return simplex_figure(
+        geometry["class_means"], geometry["classifier"], minority=run.minority, title=title
+    )
+
+
+def _field(record: Any, key: str) -> Any:
+    """``record[key]`` of a dict, else the attribute (``records.EpochRecord``); None if absent."""
+    if isinstance(record, Mapping):
+        return record.get(key)
+    return getattr(record, key, None)

@@ -1,11 +1,12 @@
 """A self-contained HTML report (and its JSON of numbers) from finished runs.
 
-``build_report(summaries, sweeps, config=...)`` turns ``experiments.run_method`` summaries
-(trained with ``record_geometry=True``) and ``ufm.imbalance_sweep`` records into one HTML page:
-findings written from the numbers, the results table, the 3D simplex views side by side, metric
-curves over epochs and the UFM sweep figures. plotly.js is embedded once, so the page works
-offline. ``report_numbers`` gives the same numbers as a JSON-friendly dict; ``write_report``
-writes both files. This is what ``python -m allnc_edu demo`` produces.
+``build_report(runs, sweeps, config=...)`` turns ``records.RunResult`` runs (trained with
+``record_geometry=True``, e.g. by ``experiments.compare_methods``) and ``ufm.imbalance_sweep``
+records into one HTML page: findings written from the numbers, the results table
+(:func:`results_table`), the 3D simplex views side by side, metric curves over epochs and the UFM
+sweep figures. plotly.js is embedded once, so the page works offline. ``report_numbers`` gives
+the same numbers as a JSON-friendly dict; ``write_report`` writes both files (``report.html``
+and ``demo.json``). This is what ``python -m allnc_edu demo`` produces.
 """
 
 from __future__ import annotations
@@ -13,18 +14,22 @@ from __future__ import annotations
 import html
 import json
 import math
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import plotly.graph_objects as go
 import plotly.io as pio
-import torch
-from plotly.subplots import make_subplots
 
 from . import __version__, plots
-from .experiments import key_numbers, results_table, simplex_views
-from .geometry import project_to_3d
+from .fmt import fixed
+from .plots import MINUS
+from .records import RunResult
+from .ufm import complete_collapse
+
+#: The files :func:`write_report` writes: the page and its numbers.
+REPORT_FILES = ("report.html", "demo.json")
 
 #: Display names of the ``methods.make_method`` names (other run names are shown as given).
 METHOD_LABELS = {
@@ -48,36 +53,33 @@ REFERENCE_POINTS = (
      "source": "Du et al. 2023 (GLMC)"},
 )  # fmt: skip
 
-#: Metrics ranked in the findings: (key, description, format, True when higher is better,
-#: None when neither is: the runs are then listed from the lowest value up).
-_RANKED = (
-    ("accuracy", "Test accuracy", "{:.1%}", True),
-    ("minority_accuracy", "Minority-class test accuracy", "{:.1%}", True),
-    (
-        "nc1",
-        "NC1 (within-class spread relative to between-class; lower = tighter)",
-        "{:.3f}",
-        False,
-    ),
-    (
-        "self_duality",
-        "Self-duality distance (NC3; lower = classifier rows aligned with the class means)",
-        "{:.3f}",
-        False,
-    ),
-    ("mc_weights", "MC_W (mean cosine between minority classifier rows)", "{:+.3f}", None),
-    ("mc_means", "MC_H (mean cosine between centred minority class means)", "{:+.3f}", None),
-)
+#: One line per method for the report's introduction.
+METHOD_NOTES = {
+    "ce": "plain cross-entropy with a learned linear classifier: the baseline that collapses",
+    "la": "logit adjustment (Menon et al. 2021): cross-entropy on logits shifted by the log "
+    "class frequencies, a standard long-tail baseline",
+    "ldam-drw": "label-distribution-aware margins with deferred re-weighting (Cao et al. 2019)",
+    "etf-dr": "the classifier fixed to a simplex ETF, trained with dot regression (Yang et al. "
+    "2022): the classifier-only fix",
+    "allnc": "HyCon (pulls each feature towards its class), P2P (aligns each class mean with "
+    "its classifier row and pushes it from the others) and GBBN (a second, class-balanced "
+    "head); a documented reconstruction, see docs/method.md",
+}
 
-#: Panels of :func:`curves_figure`: (history key, title, y-axis type).
-_CURVE_PANELS = (
-    ("test_acc", "test accuracy", "linear"),
-    ("minority_accuracy", "minority-class test accuracy", "linear"),
-    ("nc1", "NC1", "log"),
-    ("self_duality", "self-duality (NC3)", "linear"),
-    ("mc_weights", "MC_W (minority classifiers)", "linear"),
-    ("mc_means", "MC_H (minority class means)", "linear"),
-)
+#: The report's table of metrics: (name, what it measures, value at a simplex ETF; "{etf}" is
+#: filled with -1/(K-1)).
+METRIC_NOTES = (
+    ("test acc", "share of the test samples classified correctly (higher is better)", "none"),
+    ("minority acc", "the same, on the minority classes only", "none"),
+    ("NC1", "spread of the features within each class, relative to the spread between classes",
+     "0"),
+    ("MC_W", "mean cosine between the minority classifier rows; 1 = they point the same way",
+     "{etf}"),
+    ("MC_H", "mean cosine between the centred minority class means; 1 = merged", "{etf}"),
+    ("self-duality", "‖W/‖W‖ − M/‖M‖‖: distance between the classifier rows and the centred "
+     "class means, each scaled to unit size", "0"),
+)  # fmt: skip
+
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1400px; margin: 1.5em auto; padding: 0 1em;
@@ -87,7 +89,67 @@ table { border-collapse: collapse; margin: 0.8em 0; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; }
 th { background: #f3f3f3; } caption { text-align: left; font-style: italic; padding: 0.3em 0; }
 .note { color: #555; font-size: 0.92em; }
+.see { background: #f4f8fb; border-left: 4px solid #0072B2; padding: 0.4em 0.8em; }
 """
+
+
+#: Columns of :func:`results_table`: (``records.RunResult`` property, header, format).
+TABLE_COLUMNS = (
+    ("accuracy", "test acc", "{:.1%}"),
+    ("minority_accuracy", "minority acc", "{:.1%}"),
+    ("many", "many", "{:.1%}"),
+    ("medium", "medium", "{:.1%}"),
+    ("few", "few", "{:.1%}"),
+    ("nc1", "NC1", "{:.3f}"),
+    ("mc_weights", "MC_W", "{:+.3f}"),
+    ("mc_means", "MC_H", "{:+.3f}"),
+    ("self_duality", "self-duality", "{:.3f}"),
+    ("train_s", "train s", "{:.0f}"),
+    ("samples_seen", "samples seen", "{:,}"),
+)
+
+
+def table_rows(
+    runs: Mapping[Any, RunResult], columns: Sequence[tuple[str, str, str]] = TABLE_COLUMNS
+) -> list[list[str]]:
+    """The results table as text: a header row, then one row per run (missing values "n/a")."""
+    rows = [["run", *(header for _, header, _ in columns)]]
+    for name, run in runs.items():
+        values = [getattr(run, key) for key, _, _ in columns]
+        cells = [_cell(fmt, v) for v, (_, _, fmt) in zip(values, columns, strict=True)]
+        rows.append([str(name), *cells])
+    return rows
+
+
+def _cell(fmt: str, value: float | None) -> str:
+    """A table cell: "n/a" for a missing value, a unicode minus, and no "-0.000" or "+0.000"."""
+    if value is None:
+        return "n/a"
+    text = fmt.format(value)
+    if re.fullmatch(r"[+-]?0\.0+", text):
+        text = text.lstrip("+-")
+    return text.replace("-", MINUS)
+
+
+def results_table(
+    runs: Mapping[Any, RunResult],
+    columns: Sequence[tuple[str, str, str]] = TABLE_COLUMNS,
+    *,
+    caption: str | None = None,
+) -> str:
+    """An HTML table of :func:`table_rows` (display it with ``IPython.display.HTML``)."""
+    rows = table_rows(runs, columns)
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in rows[0])
+    body = "".join(
+        "<tr><td style='text-align:left'>"
+        + html.escape(r[0])
+        + "</td>"
+        + "".join(f"<td style='text-align:right'>{html.escape(c)}</td>" for c in r[1:])
+        + "</tr>"
+        for r in rows[1:]
+    )
+    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def label(name: str) -> str:
@@ -96,100 +158,75 @@ def label(name: str) -> str:
 
 
 def findings(
-    summaries: Mapping[str, Mapping[str, Any]],
+    summaries: Mapping[str, RunResult],
     sweeps: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
 ) -> list[str]:
-    """Sentences that state what these runs measured, each with its numbers.
-
-    One sentence per ``_RANKED`` metric ordering the runs, comparisons of the classifier-only fix
-    ("etf-dr") with "allnc" and of "allnc" with "ce" when those runs are present, and for each
-    UFM sweep how MC_W and MC_H moved from the smallest to the largest imbalance ratio. Nothing
-    is asserted that the numbers do not show: the wording (higher/lower, rises/falls) follows
-    them.
+    """Sentences a student can check against the results table and the figures, each with its
+    numbers: accuracy and minority accuracy (best first), MC_W and MC_H (lowest first, with the
+    ETF value), what the classifier-only fix ("etf-dr") does to the classifier and to the means,
+    "allnc" against "ce" and "la" when present, and how MC_W and MC_H move along each UFM sweep.
+    Nothing is asserted that the numbers do not show: every comparison word follows them.
     """
     if not summaries:
         raise ValueError("summaries is empty: no run to report on")
     k = _num_classes(summaries)
-    sentences = [_ranking(summaries, *spec) for spec in _RANKED]
-    sentences = [s for s in sentences if s]
-    etf_value = -1 / (k - 1)
-    if "etf-dr" in summaries and "allnc" in summaries:
-        mc_w = summaries["etf-dr"]["mc_weights"]
-        at_etf = "stays at the ETF value" if abs(mc_w - etf_value) < 0.01 else "is not at the ETF"
-        sentences.append(
-            f"With the classifier fixed, MC_W under {label('etf-dr')} is {mc_w:+.3f}, {at_etf} "
-            f"({etf_value:+.3f}). "
-            + _versus(summaries, "mc_means", "MC_H", "{:+.3f}", "etf-dr", "allnc")
-            + "; "
-            + _versus(summaries, "self_duality", "self-duality", "{:.3f}", "etf-dr", "allnc")
-            + "."
-        )
-    if "allnc" in summaries and "ce" in summaries:
-        sentences.append(
-            _versus(
-                summaries, "minority_accuracy", "Minority-class accuracy", "{:.1%}", "allnc", "ce"
+    etf = -1 / (k - 1)
+    sentences = [
+        _ranking(summaries, "accuracy", "Test accuracy (column 'test acc'), best first", _pct),
+        _ranking(
+            summaries,
+            "minority_accuracy",
+            "Accuracy on the minority classes (column 'minority acc'), best first",
+            _pct,
+        ),
+        _ranking(
+            summaries,
+            "mc_weights",
+            f"MC_W, how close the minority classifier rows point (ETF value {_cos(etf)}, "
+            "1 = one direction), lowest first",
+            lambda v: _cos(v) + (" (the ETF value)" if _cos(v) == _cos(etf) else ""),
+            lowest_first=True,
+        ),
+        _ranking(
+            summaries,
+            "mc_means",
+            f"MC_H, the same for the centred minority class means (ETF value {_cos(etf)}), "
+            "lowest first",
+            lambda v: _cos(v) + (" (the ETF value)" if _cos(v) == _cos(etf) else ""),
+            lowest_first=True,
+        ),
+    ]
+    if "etf-dr" in summaries:
+        sentences.append(_classifier_fix(summaries["etf-dr"], etf))
+    for a, b in (("allnc", "ce"), ("la", "allnc")):
+        if a in summaries and b in summaries:
+            sentences.append(
+                _versus(summaries, "minority_accuracy", "Minority accuracy", _pct, a, b)
+                + "; "
+                + _versus(summaries, "mc_means", "MC_H", _cos, a, b)
+                + "."
             )
-            + "; "
-            + _versus(summaries, "mc_means", "MC_H", "{:+.3f}", "allnc", "ce")
-            + "."
-        )
     for name, records in (sweeps or {}).items():
         sentences.append(_sweep_sentence(name, records))
-    first = next(iter(summaries.values()))
-    counts = first.get("counts")
+    counts = next(iter(summaries.values())).counts
     if counts:
         sentences.append(
             f"These are single runs (one seed) on {len(counts)} classes with "
             f"{max(counts)} to {min(counts)} training samples each: differences of a few "
             "points may be noise."
         )
-    return sentences
+    return [s for s in sentences if s]
 
 
-def curves_figure(summaries: Mapping[str, Mapping[str, Any]]) -> go.Figure:
-    """Test accuracy, minority accuracy, NC1, self-duality, MC_W and MC_H over epochs, one line
-    per run (same colour in every panel), the MC panels marking the ETF value -1/(K-1)."""
-    if not summaries:
-        raise ValueError("summaries is empty: nothing to plot")
-    fig = make_subplots(rows=2, cols=3, subplot_titles=[p[1] for p in _CURVE_PANELS])
-    for i, (name, s) in enumerate(summaries.items()):
-        colour = plots.PALETTE[i % len(plots.PALETTE)]
-        for j, (key, _, _) in enumerate(_CURVE_PANELS):
-            pts = [(r["epoch"], r[key]) for r in s["history"] if r.get(key) is not None]
-            fig.add_trace(
-                go.Scatter(
-                    x=[p[0] for p in pts],
-                    y=[p[1] for p in pts],
-                    mode="lines+markers",
-                    marker={"size": 3},
-                    line={"color": colour},
-                    name=label(name),
-                    legendgroup=name,
-                    showlegend=j == 0,
-                ),
-                row=j // 3 + 1,
-                col=j % 3 + 1,
-            )
-    for j, (_, _, yscale) in enumerate(_CURVE_PANELS):
-        fig.update_yaxes(type=yscale, row=j // 3 + 1, col=j % 3 + 1)
-    etf_value = -1 / (_num_classes(summaries) - 1)
-    for col in (2, 3):
-        fig.add_hline(y=etf_value, line={"color": plots.ETF_COLOUR, "dash": "dot"}, row=2, col=col)
-    fig.update_xaxes(title_text="epoch", row=2)
-    fig.update_layout(height=620, title="Metrics over training (NC metrics on the training set)")
-    return fig
-
-
-def sweep_figures(sweeps: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, go.Figure]:
-    """One ``plots.sweep_records_figure`` per ``ufm.imbalance_sweep`` result."""
-    return {
-        name: plots.sweep_records_figure(records, title=f"UFM: {name}")
-        for name, records in sweeps.items()
-    }
+def _collapse(records: Sequence[Mapping[str, Any]]) -> tuple[float, float] | None:
+    """``ufm.complete_collapse`` of a sweep, None when it has no MC_W (one minority class)."""
+    if any(r["mc_weights"] is None for r in records):
+        return None
+    return complete_collapse(records)
 
 
 def reference_table(
-    summaries: Mapping[str, Mapping[str, Any]], dataset: str, imbalance_ratio: float
+    summaries: Mapping[str, RunResult], dataset: str, imbalance_ratio: float
 ) -> str:
     """An HTML table of our test accuracies ("measured in this run") above the
     ``REFERENCE_POINTS`` ("quoted from the papers"), with a caption saying whether the two are
@@ -207,7 +244,7 @@ def reference_table(
         "shown only to say where the real benchmark stands."
     )
     rows = [
-        ("measured in this run", label(name), dataset, f"{100 * s['accuracy']:.2f}", "")
+        ("measured in this run", label(name), dataset, f"{100 * s.accuracy:.2f}", "")
         for name, s in summaries.items()
     ]
     rows += [
@@ -233,19 +270,20 @@ def reference_table(
 
 
 def report_numbers(
-    summaries: Mapping[str, Mapping[str, Any]],
+    summaries: Mapping[str, RunResult],
     sweeps: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
     *,
     config: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The report's numbers, JSON-friendly: {"config", "methods": {name: key numbers, counts,
     minority, history without geometry}, "ufm_sweeps": {name: records}, "findings"}."""
-    methods = key_numbers(summaries)
+    methods = {}
     for name, s in summaries.items():
-        methods[name]["counts"] = list(s["counts"])
-        methods[name]["minority"] = list(s["minority"])
+        methods[name] = s.summary()
+        methods[name]["counts"] = list(s.counts)
+        methods[name]["minority"] = list(s.minority)
         methods[name]["history"] = [
-            {k: v for k, v in r.items() if k != "geometry"} for r in s["history"]
+            {k: v for k, v in r.as_dict().items() if k != "geometry"} for r in s.history
         ]
     return {
         "config": dict(config or {}),
@@ -258,17 +296,20 @@ def report_numbers(
 
 
 def build_report(
-    summaries: Mapping[str, Mapping[str, Any]],
+    summaries: Mapping[str, RunResult],
     sweeps: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
     *,
     config: Mapping[str, Any] | None = None,
-    title: str = "Neural collapse under class imbalance: CE, ETF + DR and AllNC",
+    title: str = "Neural collapse under class imbalance: what this run shows",
 ) -> str:
     """The whole report as one HTML document (plotly.js embedded once; no network needed).
 
-    ``summaries``: ``{run name: experiments.run_method summary}``, trained with
-    ``record_geometry=True``; ``sweeps``: ``{title: ufm.imbalance_sweep records}``;
-    ``config``: settings shown at the top (dataset, epochs, wall time, ...).
+    A short introduction (neural collapse, minority collapse, class-mean squeezing, the methods,
+    each metric and its ETF value), the settings, the findings, the results table, then each
+    figure under a "What you should see" line, and where to go next (notebook 01).
+    ``summaries``: ``{run name: records.RunResult}``, trained with ``record_geometry=True``;
+    ``sweeps``: ``{title: ufm.imbalance_sweep records}``; ``config``: settings shown at the top
+    (dataset, epochs, wall time, ...).
     """
     if not summaries:
         raise ValueError("summaries is empty: no run to report on")
@@ -285,42 +326,65 @@ def build_report(
         )
 
     k = _num_classes(summaries)
+    etf = _cos(-1 / (k - 1))
+    minority = next(iter(summaries.values())).minority
     parts = [
         f"<h1>{html.escape(title)}</h1>",
+        _introduction(summaries, k),
+        "<h2>Settings</h2>",
         _config_table(config or {}),
         "<h2>What this run shows</h2>",
+        "<p class='note'>Each sentence can be checked against the results table or a figure "
+        "below.</p>",
         "<ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in findings(summaries, sweeps)),
         "</ul>",
         "<h2>Results</h2>",
         results_table(
             labelled,
             caption="Test accuracy (overall, minority classes, shot groups) and neural-collapse "
-            "metrics of the training set at the last epoch. ETF value of MC_W and MC_H: "
-            f"{-1 / (k - 1):+.3f}; 1 means the minority vectors coincide.",
+            f"metrics of the training set at the last epoch. ETF value of MC_W and MC_H: {etf}; "
+            "1 means the minority vectors point the same way.",
         ),
         "<h2>Class means and classifiers in 3D</h2>",
-        "<p class='note'>Arrows ending in a circle are centred class means, arrows ending in a "
-        "diamond classifier rows; minority classes are dashed with open markers; grey lines are "
-        "the simplex ETF nearest to the classifier. Drag to rotate. "
-        + html.escape(_projection_note(summaries))
-        + "</p>",
-        embed(simplex_views(labelled)),
+        _see(
+            "one view per method. Arrows ending in a circle are centred class means, arrows "
+            "ending in a diamond classifier rows; minority classes are thick with open tips; the "
+            "grey dashed lines are the ideal simplex ETF. The closer together and the shorter the "
+            "thick minority arrows, the larger MC_W (diamonds) and MC_H (circles) in the table. "
+            + _projection_note(k)
+            + " Drag a view to turn it; click a class in the legend to hide it."
+        ),
+        embed(plots.simplex_views(labelled)),
         "<h2>Metrics over training</h2>",
-        embed(curves_figure(summaries)),
+        _see(
+            "test accuracy rising and levelling off; NC1 falling as the features of each class "
+            "gather at their mean; MC_W and MC_H moving away from the dotted ETF line when the "
+            "minority classes squeeze, and staying near it when a method prevents that."
+        ),
+        embed(plots.runs_curves_figure(labelled)),
     ]
     if sweeps:
         parts += [
             "<h2>The unconstrained-features model: minority collapse against imbalance</h2>",
-            "<p class='note'>Features are free parameters (the UFM), trained to convergence at "
-            "each imbalance ratio of a step profile; the lower panel is the mean minority "
-            "classifier norm over the mean majority one.</p>",
+            _see(
+                "with a learned classifier, MC_W and MC_H start at the ETF value at imbalance "
+                "ratio 1 and climb to 1, complete minority collapse, past a threshold ratio "
+                "(shaded); the minority classifier norms fall below the majority's (lower panel). "
+                "With a fixed ETF classifier, MC_W stays on the ETF line while MC_H still climbs: "
+                "fixing the classifier does not stop the class means from squeezing."
+            ),
         ]
-        parts += [embed(fig) for fig in sweep_figures(sweeps).values()]
-    parts.append(
+        parts += [embed(fig) for fig in plots.sweep_figures(sweeps).values()]
+    parts += [
+        "<h2>Next</h2>",
+        "<p>Open <b>notebook 01</b> (<code>notebooks/01_neural_collapse.ipynb</code>) to see "
+        "neural collapse form step by step on balanced data, then 02 (minority collapse, with "
+        "sliders), 03 (class-mean squeezing in a real network) and 04 (AllNC and its "
+        "ablations). Start JupyterLab with <code>jupyter lab notebooks/</code>.</p>",
         f"<p class='note'>Generated by allnc_edu {html.escape(__version__)}. Minority classes: "
-        "the K - K//2 classes with the fewest training samples "
-        "(<code>data.minority_classes</code>).</p>"
-    )
+        f"the {len(minority)} of {k} classes with the fewest training samples (classes "
+        f"{html.escape(_class_list(minority))}).</p>",
+    ]
     body = "\n".join(parts)
     return (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
@@ -329,101 +393,196 @@ def build_report(
     )
 
 
+def _see(text: str) -> str:
+    """A figure's "What you should see" line."""
+    return f"<p class='see'><b>What you should see:</b> {html.escape(text)}</p>"
+
+
+def _introduction(summaries: Mapping[str, RunResult], k: int) -> str:
+    """What neural collapse, minority collapse and class-mean squeezing are, the methods of this
+    run, and what each number measures with its value at an ETF."""
+    etf = _cos(-1 / (k - 1))
+    methods = "".join(
+        f"<li><b>{html.escape(label(name))}</b>: {html.escape(METHOD_NOTES[name])}</li>"
+        for name in summaries
+        if name in METHOD_NOTES
+    )
+    metrics = "".join(
+        f"<tr><td>{html.escape(name)}</td><td>{html.escape(what)}</td>"
+        f"<td style='text-align:right'>{html.escape(ideal.format(etf=etf))}</td></tr>"
+        for name, what, ideal in METRIC_NOTES
+    )
+    return (
+        "<h2>In one minute</h2>"
+        "<p><b>Neural collapse.</b> Trained long enough on balanced data, a classifier network "
+        "ends in a very regular shape: the last-layer features of each class gather at their "
+        "class mean (NC1); the K class means, centred, become a <i>simplex ETF</i>, K arrows "
+        f"of equal length whose pairwise cosines all equal −1/(K−1) ({etf} for K = {k}), as "
+        "far apart as K arrows can be (NC2); each classifier row points along its class mean "
+        "(NC3); and the network classifies by the nearest class mean (NC4).</p>"
+        "<p><b>Under class imbalance</b> this shape breaks. With few samples, the minority "
+        "classes' classifier rows shrink and squeeze together: <i>minority collapse</i> (Fang "
+        "et al. 2021); past a threshold imbalance they point the same way and the network "
+        "cannot tell those classes apart. Their class means squeeze too, <i>class-mean "
+        "squeezing</i>, even when the classifier is fixed to an ETF: the observation behind "
+        "AllNC (Zhang et al. 2024), which aims to restore both. The <i>unconstrained-features "
+        "model</i> (UFM), which treats the features as free parameters, shows all of this in "
+        "milliseconds (last section).</p>"
+        f"<p>The methods of this run:</p><ul>{methods}</ul>"
+        "<table><caption>What each number measures, and its value at a perfect ETF</caption>"
+        "<thead><tr><th>number</th><th>what it measures</th><th>ETF value</th></tr></thead>"
+        f"<tbody>{metrics}</tbody></table>"
+    )
+
+
+def _class_list(classes: Sequence[int]) -> str:
+    """ "5 to 9" for a run of consecutive classes, else "2, 5 and 7"."""
+    classes = sorted(classes)
+    if len(classes) > 2 and classes == list(range(classes[0], classes[-1] + 1)):
+        return f"{classes[0]} to {classes[-1]}"
+    if len(classes) == 1:
+        return str(classes[0])
+    return ", ".join(map(str, classes[:-1])) + f" and {classes[-1]}"
+
+
 def write_report(
     out_dir: str | Path,
-    summaries: Mapping[str, Mapping[str, Any]],
+    summaries: Mapping[str, RunResult],
     sweeps: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
     *,
     config: Mapping[str, Any] | None = None,
 ) -> tuple[Path, Path]:
-    """Write ``out_dir/report.html`` (:func:`build_report`) and ``out_dir/report.json``
+    """Write ``out_dir/report.html`` (:func:`build_report`) and ``out_dir/demo.json``
     (:func:`report_numbers`); creates ``out_dir``. Returns the two paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    html_path, json_path = out / "report.html", out / "report.json"
+    html_path, json_path = (out / name for name in REPORT_FILES)
     html_path.write_text(build_report(summaries, sweeps, config=config), encoding="utf-8")
     numbers = report_numbers(summaries, sweeps, config=config)
     json_path.write_text(json.dumps(numbers, indent=1, allow_nan=False) + "\n", encoding="utf-8")
     return html_path, json_path
 
 
-def _num_classes(summaries: Mapping[str, Mapping[str, Any]]) -> int:
-    ks = {int(s["num_classes"]) for s in summaries.values()}
+def _num_classes(summaries: Mapping[str, RunResult]) -> int:
+    ks = {int(s.num_classes) for s in summaries.values()}
     if len(ks) != 1:
         raise ValueError(f"the runs must share one number of classes, got {sorted(ks)}")
     return ks.pop()
 
 
+def _pct(value: float) -> str:
+    return f"{value:.1%}"
+
+
+def _cos(value: float | None) -> str:
+    """A cosine with sign and three decimals, a unicode minus, and no "-0.000"."""
+    return fixed(value, 3, signed=True).replace("-", MINUS)
+
+
 def _ranking(
-    summaries: Mapping[str, Mapping[str, Any]],
+    summaries: Mapping[str, RunResult],
     key: str,
     description: str,
-    fmt: str,
-    higher_better: bool | None,
+    show: Callable[[float], str],
+    *,
+    lowest_first: bool = False,
 ) -> str | None:
     values = [
-        (name, s[key])
+        (name, getattr(s, key))
         for name, s in summaries.items()
-        if s.get(key) is not None and math.isfinite(s[key])
+        if getattr(s, key) is not None and math.isfinite(getattr(s, key))
     ]
     if not values:
         return None
-    values.sort(key=lambda nv: -nv[1] if higher_better else nv[1])
-    listed = ", ".join(f"{label(n)} {fmt.format(v)}" for n, v in values)
+    values.sort(key=lambda nv: nv[1] if lowest_first else -nv[1])
+    listed = ", ".join(f"{label(n)} {show(v)}" for n, v in values)
     if len(values) == 1:
-        return f"{description}: {listed}."
-    if higher_better is None:
-        return f"{description}, from lowest (least squeezed) to highest: {listed}."
-    return f"{description}, from best to worst: {listed}."
+        description = description.rsplit(",", 1)[0]
+    return f"{description}: {listed}."
 
 
 def _versus(
-    summaries: Mapping[str, Mapping[str, Any]], key: str, what: str, fmt: str, a: str, b: str
+    summaries: Mapping[str, RunResult],
+    key: str,
+    what: str,
+    show: Callable[[float], str],
+    a: str,
+    b: str,
 ) -> str:
     """ "<what> under <a> is <value>, higher than / lower than / the same as <value> under <b>"."""
-    va, vb = summaries[a][key], summaries[b][key]
-    if fmt.format(va) == fmt.format(vb):
+    va, vb = getattr(summaries[a], key), getattr(summaries[b], key)
+    if va is None or vb is None:
+        return f"{what} under {label(a)} is {show(va) if va is not None else 'n/a'}"
+    if show(va) == show(vb):
         relation = "the same as"
     elif va > vb:
         relation = "higher than"
     else:
         relation = "lower than"
-    return (
-        f"{what} under {label(a)} is {fmt.format(va)}, {relation} {fmt.format(vb)} under {label(b)}"
-    )
+    return f"{what} under {label(a)} is {show(va)}, {relation} {show(vb)} under {label(b)}"
+
+
+def _classifier_fix(run: RunResult, etf: float) -> str | None:
+    """What the fixed ETF classifier did: its classifier at (or off) the ETF value, its minority
+    means squeezed (or not)."""
+    mc_w, mc_h = run.mc_weights, run.mc_means
+    if mc_w is None or mc_h is None:
+        return None
+    name = label("etf-dr")
+    if _cos(mc_w) == _cos(etf):
+        first = f"{name} holds its minority classifier rows at the ETF value (MC_W {_cos(mc_w)})"
+    else:
+        first = f"{name}'s minority classifier rows are off the ETF value (MC_W {_cos(mc_w)})"
+    gap = mc_h - etf
+    if _cos(mc_h) == _cos(etf):
+        second = "and its minority means sit there too (MC_H at the ETF value)"
+    elif gap > 0:
+        second = (
+            f"but its minority class means are squeezed: MC_H {_cos(mc_h)}, "
+            f"{fixed(gap, 3)} above the ETF value"
+        )
+    else:
+        second = f"and its minority class means are spread wider than an ETF (MC_H {_cos(mc_h)})"
+    return f"{first}, {second}."
 
 
 def _sweep_sentence(name: str, records: Sequence[Mapping[str, Any]]) -> str:
     if not records:
         raise ValueError(f"sweep {name!r} has no records")
     lo, hi = records[0], records[-1]
+    k = len(lo["counts"])
+    etf = _cos(-1 / (k - 1))
 
-    def move(key: str, name: str) -> str:
+    def value(v: float) -> str:
+        return _cos(v) + (" (the ETF value)" if _cos(v) == etf else "")
+
+    def move(key: str, what: str) -> str:
         a, b = lo[key], hi[key]
-        if abs(b - a) < 5e-4:
-            return f"{name} stays at {a:+.3f}"
-        return f"{name} {'rises' if b > a else 'falls'} from {a:+.3f} to {b:+.3f}"
+        if _cos(a) == _cos(b):
+            return f"{what} stays at {value(a)}"
+        return f"{what} {'rises' if b > a else 'falls'} from {value(a)} to {value(b)}"
 
-    return (
-        f"UFM, {name} ({len(lo['counts'])} classes): from imbalance ratio {lo['ratio']:g} to "
-        f"{hi['ratio']:g}, {move('mc_weights', 'MC_W')} and {move('mc_means', 'MC_H')}."
+    sentence = (
+        f"UFM, {name} ({k} classes): from imbalance ratio {lo['ratio']:g} to {hi['ratio']:g}, "
+        f"{move('mc_weights', 'MC_W')} and {move('mc_means', 'MC_H')}"
     )
+    collapse = _collapse(records)
+    if collapse is not None:
+        sentence += (
+            f"; MC_W reaches 1 (complete minority collapse) between ratio {collapse[0]:g} and "
+            f"{collapse[1]:g}"
+        )
+    return sentence + "."
 
 
-def _projection_note(summaries: Mapping[str, Mapping[str, Any]]) -> str:
-    notes = []
-    for name, s in summaries.items():
-        g = s.get("geometry")
-        if g is None:
-            raise ValueError(f"run {name!r} has no geometry: train it with record_geometry=True")
-        means = torch.as_tensor(g["class_means"], dtype=torch.float64)
-        proj = project_to_3d(means - means.mean(dim=0), g["classifier"])
-        notes.append(f"{label(name)}: {proj.captured:.0%}")
+def _projection_note(k: int) -> str:
+    if k <= 4:
+        return "With at most 4 classes the 3D view is exact: lengths and angles are true."
     return (
-        "With more than 4 classes the view is the best 3D projection, not exact; share of the "
-        "squared length it keeps: " + ", ".join(notes) + "."
-        if _num_classes(summaries) > 4
-        else "With at most 4 classes the view is exact."
+        f"{k} classes need more than 3 dimensions, so each view shows the arrows from their 3 "
+        "widest directions (the share of their squared length it keeps is in the title); the "
+        "cosine maps under the views give the true angles: white is the ETF value, red a "
+        "squeeze."
     )
 
 

@@ -55,14 +55,18 @@ final metrics then agree within 1e-6 with a run to the float64 floor (measured: 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from ._checks import ArrayLike, as_counts
-from .geometry import simplex_etf
+from ._checks import ArrayLike, as_counts, check_choice, check_num_classes, check_scalar
+from .data import long_tail_counts
+from .geometry import seli_geometry, simplex_etf
+from .groups import minority_classes
+from .losses import P2P_MODES, p2p_loss
+from .metrics import metrics_from_class_stats
 
 LOSSES = ("ce",)
 CLASSIFIERS = ("learned", "etf")
@@ -134,9 +138,7 @@ def balanced_norms(
     lambda_H). Minimising log(1 + (K-1) exp(-c t)) + r t, c = K/(K-1), gives
     t = log((K-1)(c-r)/r)/c. For r >= 1 the optimum is W = H = 0 and (0, 0) is returned.
     """
-    k = int(num_classes)
-    if k < 2:
-        raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+    k = check_num_classes(num_classes)
     _check_positive(weight_decay_w, "weight_decay_w")
     _check_positive(weight_decay_h, "weight_decay_h")
     r = math.sqrt(k * weight_decay_w * weight_decay_h)
@@ -148,6 +150,7 @@ def balanced_norms(
     return math.sqrt(t * ratio), math.sqrt(t / ratio)
 
 
+@np.errstate(over="ignore", divide="ignore", invalid="ignore")  # non-finite values raise
 def simulate(
     counts: ArrayLike,
     *,
@@ -191,10 +194,13 @@ def simulate(
         return_features: also return the (N, d) per-sample features (with P2P: the means).
         record_every: record metrics every this many steps (default: about 40 records; with
             P2P every 10 iterations).
-        minority: classes for MC_W / MC_H (default ``data.minority_classes(counts)``).
+        minority: classes for MC_W / MC_H (default ``groups.minority_classes(counts)``: for K = 2
+            the smaller class alone, and MC_W / MC_H, cosines among minority pairs, are None).
+
+    Raises:
+        ValueError: a bad argument, or the simulation diverged (a NaN or Inf objective, or a
+            step too large to compute), naming the step and the step size to lower.
     """
-    from .data import minority_classes
-    from .metrics import metrics_from_class_stats
 
     n = as_counts(counts)
     k = n.numel()
@@ -218,7 +224,9 @@ def simulate(
     settings["step_size"] = _check_positive(step_size, "step_size")
     d = settings["dim"]
     minority = minority_classes(n) if minority is None else [int(i) for i in minority]
-    settings.update(seed=int(seed), allnc=None if p2p is None else vars(p2p), minority=minority)
+    seed = check_scalar("seed", seed, kind=int)
+    return_features = check_scalar("return_features", return_features, kind=bool)
+    settings.update(seed=seed, allnc=None if p2p is None else vars(p2p), minority=minority)
 
     nf = n.to(torch.float64).numpy()
     pi = nf / nf.sum()
@@ -246,6 +254,8 @@ def simulate(
         penalty = lam_w * (weight**2).sum() + lam_h * (rho * (means**2).sum(1)).sum()
         p2p_value = None if p2p is None else _p2p(means, weight, p2p, grad=False)[0]
         total = ce + penalty / 2 + (p2p_value or 0.0)
+        if not math.isfinite(total):
+            _diverged(total, step, None if p2p is not None else step_size)
         nc = metrics_from_class_stats(n, means, scatter, weight, minority=minority).as_dict()
         return {"step": step, "loss": total, "ce": ce, "p2p": p2p_value, **nc}
 
@@ -291,7 +301,7 @@ def simulate(
                 move += ((new_weight - weight) ** 2).sum()
                 weight = new_weight
             if not np.isfinite(move):
-                raise ValueError(f"the simulation diverged; lower step_size (got {step_size})")
+                _diverged(move, step + 1, step_size)
             if math.sqrt(move) / eta < tol:
                 converged = True
                 break
@@ -337,7 +347,6 @@ def _p2p(
     means: np.ndarray, weight: np.ndarray, term: P2PTerm, grad: bool = True
 ) -> tuple[float, np.ndarray | None, np.ndarray | None]:
     """lambda_p * P2P from ``losses.p2p_loss`` and (if ``grad``) its float64 gradients."""
-    from .losses import p2p_loss
 
     m = torch.from_numpy(means).requires_grad_(grad)
     w = torch.from_numpy(weight).requires_grad_(grad)
@@ -501,7 +510,7 @@ def _as_p2p(allnc: P2PTerm | Mapping | float | object | None) -> P2PTerm | None:
     elif isinstance(allnc, bool):
         raise ValueError("allnc must be None, a lambda_p number, a dict or a config, not a bool")
     elif isinstance(allnc, int | float):
-        term = P2PTerm(lambda_p=float(allnc))
+        term = P2PTerm(lambda_p=allnc)
     elif isinstance(allnc, Mapping):
         unknown = set(allnc) - {"lambda_p", "mode", "p2p_mode"}
         if unknown:
@@ -509,11 +518,11 @@ def _as_p2p(allnc: P2PTerm | Mapping | float | object | None) -> P2PTerm | None:
                 f"allnc dict keys must be among lambda_p, mode, p2p_mode; got {sorted(unknown)}"
             )
         mode = allnc.get("mode", allnc.get("p2p_mode", "cross"))
-        term = P2PTerm(lambda_p=float(allnc.get("lambda_p", 1.0)), mode=mode)
+        term = P2PTerm(lambda_p=allnc.get("lambda_p", 1.0), mode=mode)
     elif hasattr(allnc, "lambda_p") and hasattr(allnc, "p2p_mode"):
         if not getattr(allnc, "p2p", True):
             return None
-        term = P2PTerm(lambda_p=float(allnc.lambda_p), mode=allnc.p2p_mode)
+        term = P2PTerm(lambda_p=allnc.lambda_p, mode=allnc.p2p_mode)
     else:
         raise ValueError(
             "allnc must be None, a lambda_p number, a dict, a P2PTerm or an AllNCConfig; "
@@ -521,27 +530,26 @@ def _as_p2p(allnc: P2PTerm | Mapping | float | object | None) -> P2PTerm | None:
         )
     if term is None:
         return None
-    from .losses import P2P_MODES
 
-    if term.mode not in P2P_MODES:
-        raise ValueError(f"P2P mode must be one of {P2P_MODES}, got {term.mode!r}")
-    if not (math.isfinite(term.lambda_p) and term.lambda_p >= 0):
-        raise ValueError(f"lambda_p must be a finite number >= 0, got {term.lambda_p!r}")
-    return term if term.lambda_p > 0 else None
+    lambda_p = check_scalar("lambda_p", term.lambda_p, low=0)
+    mode = check_choice("P2P mode", term.mode, P2P_MODES)
+    return P2PTerm(lambda_p, mode) if lambda_p > 0 else None
+
+
+def _diverged(value: float, step: int, step_size: float | None) -> None:
+    """Raise the one-line error of a diverged simulation (``step_size`` None: the P2P solver)."""
+    fix = f"lower step_size (got {step_size})"
+    if step_size is None:
+        fix = "lower lambda_p or the weight decays"
+    raise ValueError(f"the simulation diverged: a non-finite value ({value}) at step {step}; {fix}")
 
 
 def _check_positive(value: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{name} must be a number > 0, got {value!r}")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
+    return check_scalar(name, value, low=0, include_low=False)
 
 
 def _check_int(value: int, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or int(value) != value or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
+    return check_scalar(name, value, kind=int, low=minimum)
 
 
 def _check_settings(
@@ -557,13 +565,9 @@ def _check_settings(
     tol: float,
     record_every: int | None,
 ) -> dict:
-    for value, name, allowed in (
-        (loss, "loss", LOSSES),
-        (classifier, "classifier", CLASSIFIERS),
-        (feature_penalty, "feature_penalty", FEATURE_PENALTIES),
-    ):
-        if value not in allowed:
-            raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+    check_choice("loss", loss, LOSSES)
+    check_choice("classifier", classifier, CLASSIFIERS)
+    check_choice("feature_penalty", feature_penalty, FEATURE_PENALTIES)
     lam_w = _check_positive(weight_decay_w, "weight_decay_w")
     lam_h = _check_positive(weight_decay_h, "weight_decay_h")
     if k * lam_w * lam_h >= 1.0:
@@ -630,7 +634,6 @@ def imbalance_sweep(
         ``etf_distance_weights``, ``etf_distance_means``, ``self_duality``, ``steps_run``,
         ``converged``.
     """
-    from .data import long_tail_counts
 
     values = np.asarray(ratios, dtype=float).reshape(-1)
     if values.size == 0:
@@ -680,7 +683,6 @@ def seli_sweep(
         one dict per lambda: ``weight_decay``, ``weight_distance``, ``means_distance``,
         ``mc_weights``, ``mc_means``, ``steps_run``, ``converged``.
     """
-    from .geometry import seli_geometry
 
     lams = np.asarray(weight_decays, dtype=float).reshape(-1)
     if lams.size == 0:
@@ -720,3 +722,26 @@ def _gram_distance(a: torch.Tensor, b: torch.Tensor) -> float:
         return gram / norm if norm > 0 else gram
 
     return float((unit_gram(a) - unit_gram(b)).norm())
+
+
+def complete_collapse(records: Sequence[Mapping], tol: float = 1e-3) -> tuple[float, float] | None:
+    """Where a sweep (``imbalance_sweep`` records, ratios increasing) reaches complete minority
+    collapse: (the last ratio with MC_W < 1 - ``tol``, the first with MC_W >= 1 - ``tol`` from
+    which every larger ratio stays there), or None when it never does or already does at the
+    first ratio.
+
+    Past a threshold ratio the UFM's optimum has the minority classifier rows (and centred means)
+    pointing exactly the same way, MC_W = 1: a phase transition, not a gradual limit (Fang et
+    al. 2021). Near the threshold gradient descent slows down, so run the sweep with enough
+    ``steps`` (its records say whether each run ``converged``).
+    """
+    values = [r["mc_weights"] for r in records]
+    if any(v is None for v in values):
+        raise ValueError("every record needs mc_weights (at least two minority classes)")
+    collapsed = [v >= 1.0 - tol for v in values]
+    if not collapsed[-1]:
+        return None
+    first = len(collapsed) - collapsed[::-1].index(False) if False in collapsed else 0
+    if first == 0:
+        return None
+    return float(records[first - 1]["ratio"]), float(records[first]["ratio"])

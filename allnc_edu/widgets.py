@@ -3,20 +3,22 @@
 Two rendering back ends, because plotly's ``FigureWidget`` does not render on every front end
 (it needs anywidget with plotly >= 6, and Colab lacks a widget manager for it):
 
-- ``"figurewidget"``: one ``go.FigureWidget`` whose traces are updated in place (smooth).
-- ``"static"``: a plain ``go.Figure`` re-rendered into an ``ipywidgets.Output`` on each change.
+- ``"static"`` (the default): a plain ``go.Figure`` re-rendered into an ``ipywidgets.Output`` on
+  each change. A saved notebook keeps the last figure, which any viewer re-renders without a
+  kernel, and stays small.
+- ``"figurewidget"``: one ``go.FigureWidget`` whose traces are updated in place (smoother, keeps
+  the camera), but a saved notebook stores plotly.js inside every such widget (about 5 MB each).
 
-The default, ``backend=None``, reads the environment variable ``ALLNC_EDU_WIDGET_BACKEND``
-("figurewidget" or "static") and otherwise picks "figurewidget" when one can be built outside
-Colab. Only APIs present in both ipywidgets 7.7 and 8 are used (FloatLogSlider, IntSlider,
-Dropdown, HTML, Output, VBox/HBox, ``observe(names="value")``, ``continuous_update``).
+``backend=None`` reads the environment variable ``ALLNC_EDU_WIDGET_BACKEND`` ("figurewidget" or
+"static") and otherwise uses "static". Only APIs present in both ipywidgets 7.7 and 8 are used
+(FloatLogSlider, IntSlider, Dropdown, HTML, Output, VBox/HBox, ``observe(names="value")``,
+``continuous_update``).
 """
 
 from __future__ import annotations
 
 import html
 import os
-import sys
 import time
 
 import ipywidgets as widgets
@@ -24,39 +26,41 @@ import numpy as np
 import plotly.graph_objects as go
 
 from . import plots, ufm
+from ._checks import check_choice, check_scalar
+from .fmt import fixed, plural
 
 BACKENDS = ("figurewidget", "static")
 ENV_BACKEND = "ALLNC_EDU_WIDGET_BACKEND"
 METHODS = (("CE", "ce"), ("fixed ETF classifier", "etf"), ("CE + P2P", "p2p"))
+WEIGHT_DECAY_RANGE = (1e-4, 1e-1)  # the weight-decay slider's range (lambda_W = lambda_H)
 
 
 def resolve_backend(backend: str | None = None) -> str:
-    """The back end to use: the argument, else $ALLNC_EDU_WIDGET_BACKEND, else automatic."""
+    """The back end to use: the argument, else $ALLNC_EDU_WIDGET_BACKEND, else "static"."""
     choice = backend or os.environ.get(ENV_BACKEND) or None
     if choice is not None:
         if choice not in BACKENDS:
             source = "backend" if backend else f"${ENV_BACKEND}"
             raise ValueError(f"{source} must be one of {BACKENDS}, got {choice!r}")
         return choice
-    if "google.colab" in sys.modules:
-        return "static"
-    try:
-        go.FigureWidget()
-    except Exception:  # plotly < 6 without ipywidgets support, or anywidget missing
-        return "static"
-    return "figurewidget"
+    return "static"
 
 
 class MinorityCollapseExplorer:
     """Sliders over the unconstrained-features model: watch minority collapse happen.
 
     The first ``K - m`` classes get ``n_max`` samples, the last ``m`` (the minority) get
-    ``max(1, int(n_max / IR))``. Every change re-runs :func:`ufm.simulate` (well under a second
-    for CE and the fixed ETF; P2P is slower) and redraws the simplex and the metrics table.
+    ``max(1, round(n_max / IR))``; the default ``n_max`` is large enough that the ratio the
+    model sees, n_max / n_min, stays within 1% of the slider's value up to IR 200. Every change
+    re-runs :func:`ufm.simulate` (well under a second for CE and the fixed ETF; P2P is slower)
+    and redraws the simplex and the metrics table.
+
+    Starting values outside a slider's range raise a ValueError naming the range (a slider
+    would silently clamp them).
 
     Attributes:
         imbalance_ratio: FloatLogSlider, 1 to 1000. num_minority: IntSlider, 2 to K-1 (m).
-        weight_decay: FloatLogSlider for lambda_W = lambda_H. method: Dropdown of
+        weight_decay: FloatLogSlider for lambda_W = lambda_H, 1e-4 to 0.1. method: Dropdown of
             "ce" (plain cross-entropy), "etf" (fixed ETF classifier), "p2p" (CE + P2P).
         figure: the FigureWidget (updated in place) or the latest plain go.Figure (static).
         output: the Output the static back end renders into (None for "figurewidget").
@@ -67,7 +71,7 @@ class MinorityCollapseExplorer:
     def __init__(
         self,
         num_classes: int = 4,
-        n_max: int = 500,
+        n_max: int = 10_000,
         *,
         backend: str | None = None,
         imbalance_ratio: float = 100.0,
@@ -77,19 +81,18 @@ class MinorityCollapseExplorer:
         steps: int = ufm.DEFAULT_STEPS,
         seed: int = 0,
     ) -> None:
-        if isinstance(num_classes, bool) or int(num_classes) != num_classes or num_classes < 3:
-            raise ValueError(f"num_classes must be an integer >= 3, got {num_classes!r}")
-        if isinstance(n_max, bool) or int(n_max) != n_max or n_max < 1:
-            raise ValueError(f"n_max must be an integer >= 1, got {n_max!r}")
-        if method not in dict(METHODS).values():
-            raise ValueError(f"method must be one of {[m for _, m in METHODS]}, got {method!r}")
-        k = int(num_classes)
-        m = k - k // 2 if num_minority is None else int(num_minority)
-        if not 2 <= m <= k - 1:
-            raise ValueError(f"num_minority must lie in [2, {k - 1}], got {num_minority!r}")
-        if not 1.0 <= imbalance_ratio <= 1000.0:
-            raise ValueError(f"imbalance_ratio must lie in [1, 1000], got {imbalance_ratio!r}")
-        self.num_classes, self.n_max, self.steps, self.seed = k, int(n_max), int(steps), int(seed)
+        # Values outside the sliders' ranges are refused, never clamped by the slider.
+        k = check_scalar("num_classes", num_classes, kind=int, low=3)
+        n_max = check_scalar("n_max", n_max, kind=int, low=1)
+        check_choice("method", method, [m for _, m in METHODS])
+        m = k - k // 2 if num_minority is None else num_minority
+        m = check_scalar("num_minority", m, kind=int, low=2, high=k - 1)
+        imbalance_ratio = check_scalar("imbalance_ratio", imbalance_ratio, low=1, high=1000)
+        low, high = WEIGHT_DECAY_RANGE
+        weight_decay = check_scalar("weight_decay", weight_decay, low=low, high=high)
+        steps = check_scalar("steps", steps, kind=int, low=1)
+        seed = check_scalar("seed", seed, kind=int)
+        self.num_classes, self.n_max, self.steps, self.seed = k, n_max, steps, seed
         self.backend = resolve_backend(backend)
         common = {"continuous_update": False, "style": {"description_width": "initial"}}
         self.imbalance_ratio = widgets.FloatLogSlider(
@@ -97,7 +100,8 @@ class MinorityCollapseExplorer:
             base=10,
             min=0,
             max=3,
-            step=0.05,
+            step=0.025,
+            readout_format=".0f",
             description="imbalance ratio",
             **common,
         )
@@ -107,8 +111,8 @@ class MinorityCollapseExplorer:
         self.weight_decay = widgets.FloatLogSlider(
             value=weight_decay,
             base=10,
-            min=-4,
-            max=-1,
+            min=np.log10(low),
+            max=np.log10(high),
             step=0.1,
             readout_format=".1e",
             description="weight decay",
@@ -135,8 +139,13 @@ class MinorityCollapseExplorer:
     def counts(self) -> list[int]:
         """Class counts of the current slider settings."""
         m = self.num_minority.value
-        minority_n = max(1, int(self.n_max / self.imbalance_ratio.value))
+        minority_n = max(1, round(self.n_max / self.imbalance_ratio.value))
         return [self.n_max] * (self.num_classes - m) + [minority_n] * m
+
+    def ratio(self) -> float:
+        """The imbalance ratio the model sees: majority / minority count (integers)."""
+        counts = self.counts()
+        return counts[0] / counts[-1]
 
     def minority(self) -> list[int]:
         """Indices of the minority classes (the last m)."""
@@ -161,7 +170,7 @@ class MinorityCollapseExplorer:
             self.result.means,
             self.result.weight,
             minority=self.minority(),
-            title=f"IR {self.imbalance_ratio.value:.0f}, {dict(map(reversed, METHODS))[method]}",
+            title=f"{dict(map(reversed, METHODS))[method]}, imbalance ratio {self.ratio():.0f}",
             height=500,
         )
         self._show(fig)
@@ -200,7 +209,7 @@ class MinorityCollapseExplorer:
 
 
 def minority_collapse_explorer(
-    num_classes: int = 4, n_max: int = 500, backend: str | None = None, **options
+    num_classes: int = 4, n_max: int = 10_000, backend: str | None = None, **options
 ) -> MinorityCollapseExplorer:
     """Build a :class:`MinorityCollapseExplorer` (display it, or its ``.widget``, in a notebook).
 
@@ -220,7 +229,7 @@ def _metrics_table(result: ufm.UFMResult, seconds: float) -> str:
     rows = [
         ("MC_W (minority classifier cosine)", final["mc_weights"]),
         ("MC_H (minority centred-mean cosine)", final["mc_means"]),
-        ("ETF value -1/(K-1)", -1.0 / (k - 1)),
+        ("ETF value −1/(K−1)", -1.0 / (k - 1)),
         (
             "minority / majority classifier norm",
             w_norms[minority].mean() / w_norms[majority].mean(),
@@ -232,8 +241,12 @@ def _metrics_table(result: ufm.UFMResult, seconds: float) -> str:
         ("NC1", final["nc1"]),
     ]
     body = "".join(
-        f"<tr><td>{html.escape(name)}</td><td style='text-align:right'>{value:.3g}</td></tr>"
+        f"<tr><td>{html.escape(name)}</td><td style='text-align:right'>{fixed(value)}</td></tr>"
         for name, value in rows
     )
-    note = f"counts {result.counts.tolist()}, {result.steps_run} steps, {1000 * seconds:.0f} ms"
+    counts = result.counts.tolist()
+    note = (
+        f"counts {counts} (imbalance ratio {counts[0] / counts[-1]:.1f}), "
+        f"{plural(result.steps_run, 'step')}, {1000 * seconds:.0f} ms"
+    )
     return f"<table>{body}</table><small>{html.escape(note)}</small>"

@@ -43,12 +43,15 @@ def test_gbbn_alpha_rejects_progress_outside_unit_interval(bad):
         gbbn_alpha(0.5, gamma=0.0)
 
 
-def test_config_defaults_are_the_method_spec():
+def test_config_defaults_are_the_ones_chosen_on_the_validation_split():
     cfg = AllNCConfig()
     assert (cfg.hycon, cfg.p2p, cfg.gbbn) == (True, True, True)
-    assert (cfg.lambda_h, cfg.lambda_p, cfg.tau, cfg.gamma, cfg.q) == (1.0, 1.0, 0.1, 2.0, 1.0)
-    assert (cfg.p2p_mode, cfg.bank_momentum, cfg.rebalance_loss) == ("cross", 0.9, "ce")
+    assert (cfg.lambda_h, cfg.lambda_p, cfg.tau, cfg.gamma, cfg.q) == (0.1, 0.1, 0.1, 0.5, 0.5)
+    assert (cfg.p2p_mode, cfg.bank_momentum, cfg.rebalance_loss) == ("cross", 0.9, "la")
     assert (cfg.inference, cfg.hycon_weighting) == ("rebalancing", "balanced")
+    assert (cfg.bn_passes, cfg.p2p_means, cfg.hycon_samples, cfg.defer) == (
+        "separate", "ema", "all", 0.0
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -85,7 +88,11 @@ def test_every_ablation_combination_runs_and_backpropagates(hycon, p2p, gbbn):
     [
         {"p2p_mode": "separate"},
         {"p2p_mode": "both"},
-        {"rebalance_loss": "la"},
+        {"rebalance_loss": "ce", "q": 1.0},
+        {"bn_passes": "joint"},
+        {"p2p_means": "batch"},
+        {"hycon_samples": "conventional"},
+        {"hycon_samples": "balanced"},
         {"inference": "average"},
         {"hycon_weighting": "mean"},
         {"projection": "identity"},
@@ -101,7 +108,7 @@ def test_every_reconstruction_option_runs(options):
 
 
 def test_total_loss_is_the_weighted_sum_of_its_parts():
-    model = _model(lambda_h=0.5, lambda_p=2.0)
+    model = _model(lambda_h=0.5, lambda_p=2.0, gamma=2.0)
     (x, y), balanced = _batches()
     model.loss(x, y, progress=0.0, epoch=0, balanced_batch=balanced)  # fill the bank
     _, stats = model.loss(x, y, progress=0.6, epoch=0, balanced_batch=balanced)

@@ -146,9 +146,10 @@ def _wait_for(
 
 
 def _kernel_ready(page: Any, state: dict | None) -> bool:
-    """True once the kernel is idle; accepts JupyterLab's kernel choice if it asks for one."""
+    """True once the kernel is idle. The notebook names its kernel (python3), so JupyterLab must
+    not ask for one: a kernel dialog fails the test."""
     if state and state["dialog"] and "kernel" in state["dialog"].lower():
-        page.click(".jp-Dialog .jp-mod-accept")
+        raise AssertionError(f"JupyterLab asked for a kernel: {state['dialog']!r}")
     return bool(state) and state["kernel"] == "idle"
 
 

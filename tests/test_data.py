@@ -21,8 +21,6 @@ from allnc_edu.data import (
     long_tail_counts,
     long_tail_subset,
     make_gaussian_classes,
-    minority_classes,
-    shot_groups,
 )
 
 # ----------------------------------------------------------------------------- counts
@@ -65,11 +63,41 @@ def test_step_profile():
         ((0, 10, 10), "n_max"),
         ((2.5, 10, 10), "n_max"),
         ((10, 10, 100), "smallest class"),
+        ((100, 10, math.inf), "imbalance_ratio must be a finite float >= 1, got inf"),
     ],
 )
 def test_long_tail_counts_rejects_bad_input(args, match):
     with pytest.raises(ValueError, match=match):
         long_tail_counts(*args)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (lambda: long_tail_counts(True, 10, 10), TypeError, "n_max must be an integer >= 1"),
+        (lambda: long_tail_counts(100, 10, "10"), TypeError, "imbalance_ratio must be a finite"),
+        (lambda: make_gaussian_classes([5, 5], noise=math.inf), ValueError, "noise .* got inf"),
+        (
+            lambda: make_gaussian_classes([5, 5], noise=0),
+            ValueError,
+            "noise must be a finite float > 0",
+        ),
+        (lambda: make_gaussian_classes([5, 5], separation=math.nan), ValueError, "separation"),
+        (
+            lambda: make_gaussian_classes([5, 5, 5], dim=1),
+            ValueError,
+            "dim must be an integer >= 2",
+        ),
+        (lambda: make_gaussian_classes([5, 5], test_per_class=0), ValueError, "test_per_class"),
+        (lambda: make_gaussian_classes([5, 5], seed=0.5), ValueError, "seed must be an integer"),
+        (lambda: load_dataset("gaussian", download="yes"), TypeError, "download must be a bool"),
+        (lambda: load_dataset("gaussian", profile="linear"), ValueError, "profile must be one of"),
+    ],
+)
+def test_loaders_check_their_arguments(call, error, match):
+    with pytest.raises(error, match=match) as err:
+        call()
+    assert "\n" not in str(err.value)
 
 
 def test_long_tail_counts_rejects_unknown_profile():
@@ -96,24 +124,6 @@ def test_long_tail_subset_errors():
         long_tail_subset(labels, [1, 2, 1])
     with pytest.raises(ValueError, match="labels must lie in"):
         long_tail_subset(labels, [1, 1])
-
-
-def test_shot_group_boundaries():
-    assert shot_groups([101, 100, 20, 19, 5000]) == {
-        "many": [0, 4],
-        "medium": [1, 2],
-        "few": [3],
-    }
-
-
-def test_minority_classes():
-    assert minority_classes([5] * 5) == [2, 3, 4]
-    assert minority_classes([5] * 4) == [2, 3]
-    assert minority_classes(long_tail_counts(500, 7, 50)) == [3, 4, 5, 6]
-    assert minority_classes(long_tail_counts(500, 6, 50, "step")) == [3, 4, 5]
-    assert minority_classes([5, 100, 1, 50, 7]) == [0, 2, 4]
-    # Ties: among equal counts a larger index counts as smaller.
-    assert minority_classes([10, 3, 10, 3, 10]) == [1, 3, 4]
 
 
 # ----------------------------------------------------------------------------- MNIST-1D
@@ -314,7 +324,7 @@ def test_missing_cifar_says_how_to_fix(tmp_path):
     assert "\n" not in str(err.value)
     with pytest.raises(ValueError, match="root"):
         load_dataset("cifar10-lt")
-    with pytest.raises(ValueError, match="num_classes must be 10 or 100"):
+    with pytest.raises(ValueError, match="num_classes must be one of 10, 100, got 20"):
         load_cifar_lt(tmp_path, 20)
 
 
@@ -325,7 +335,9 @@ def test_cifar_subset_larger_than_archive_is_refused(tmp_path):
 
 
 def test_unknown_dataset_lists_the_choices():
-    with pytest.raises(ValueError, match="mnist1d, gaussian, cifar10-lt, cifar100-lt"):
+    with pytest.raises(
+        ValueError, match="'mnist1d', 'gaussian', 'cifar10-lt', 'cifar100-lt', got 'imagenet-lt'"
+    ):
         load_dataset("imagenet-lt")
 
 

@@ -281,7 +281,7 @@ def test_bank_never_uses_an_unseen_class():
     assert torch.isnan(bank.snapshot()[3]).all() and not torch.isnan(bank.snapshot()[:3]).any()
 
 
-def test_bank_p2p_means_mix_the_bank_with_the_batch_and_carry_its_gradient():
+def test_bank_p2p_means_mix_the_bank_with_the_batch_and_carry_the_full_gradient():
     m = 0.9
     bank = ClassMeanBank(3, 2, momentum=m)
     bank.update(torch.tensor([[1.0, 1.0], [2.0, 2.0]]), torch.tensor([0, 1]))
@@ -293,7 +293,8 @@ def test_bank_p2p_means_mix_the_bank_with_the_batch_and_carry_its_gradient():
     assert means[1].tolist() == [2.0, 2.0]  # seen, absent: the bank
     assert means[2].tolist() == [0.0, 7.0]  # present, first seen: the batch mean
     means[0].sum().backward()
-    assert features.grad[:2].flatten().tolist() == pytest.approx([(1 - m) / 2] * 4)
+    # The value is the EMA; the gradient is the batch mean's, undamped (1/n_k, not (1-m)/n_k).
+    assert features.grad[:2].flatten().tolist() == pytest.approx([1 / 2] * 4)
     assert features.grad[2].tolist() == [0.0, 0.0]
 
 

@@ -7,8 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from allnc_edu.losses import drw_weights, ldam_loss, ldam_margins
+from allnc_edu.method_base import Method
 from allnc_edu.methods import METHODS, make_method
-from allnc_edu.models import MLP, Method, ModelOutput
+from allnc_edu.models import MLP, ModelOutput
 
 K, D = 3, 8
 COUNTS = [24, 12, 4]

@@ -12,7 +12,6 @@ import torch
 from allnc_edu.geometry import random_orthonormal, simplex_etf
 from allnc_edu.metrics import (
     NCAccumulator,
-    accuracy_by_group,
     metrics_from_class_stats,
     nc_metrics,
 )
@@ -297,6 +296,38 @@ def test_zero_length_centred_mean_has_zero_cosines():
     assert r.mc_means == 0.0
 
 
+def test_single_minority_class_gives_no_minority_collapse_score():
+    x, y, w, b = noisy_problem()
+    r = nc_metrics(x, y, w, b, minority=[4])
+    assert r.minority == [4] and r.mc_means is None and r.mc_weights is None
+    assert r.nc1 == nc_metrics(x, y, w, b, minority=[3, 4]).nc1
+    two = metrics_from_class_stats(
+        [50, 5], simplex_etf(2, 3), weight=simplex_etf(2, 3), minority=[1]
+    )
+    assert two.mc_means is None and two.mc_weights is None and two.etf_distance_means < 1e-12
+
+
+@pytest.mark.parametrize("offset", [1e9, 1e11, 1e13])
+def test_large_common_offset_gives_the_offset_free_metrics(offset):
+    """A common feature offset cancels exactly in every metric; float64 keeps ~1e-16 * offset.
+
+    Before centring twice, 1e11 gave NC1 ~ 1e9 and 1e13 reported perfect collapse.
+    """
+    x, y, w, _ = noisy_problem(k=4, d=8)
+    tol = {1e9: 1e-6, 1e11: 1e-4, 1e13: 1e-2}[offset]
+    base = nc_metrics(x, y, w, minority=[2, 3])
+    full = nc_metrics(x + offset, y, w, minority=[2, 3])
+    acc = NCAccumulator(4, 8)
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(1))
+    for rows in order.split(16):
+        acc.update(x[rows] + offset, y[rows])
+    streamed = acc.compute(w, minority=[2, 3])
+    for got in (full, streamed):
+        assert got.nc1 == pytest.approx(base.nc1, rel=tol)
+        for name in ("etf_distance_means", "equinorm_means", "self_duality", "mc_means"):
+            assert getattr(got, name) == pytest.approx(getattr(base, name), abs=tol), name
+
+
 # ---------------------------------------------------------------- the class-statistics core
 
 
@@ -356,10 +387,15 @@ BAD_CALLS = {
     "bias alone": (lambda x, y, w, b: nc_metrics(x, y, None, b), "bias"),
     "nan weight": (lambda x, y, w, b: nc_metrics(x, y, w * math.nan), "NaN"),
     "minority range": (lambda x, y, w, b: nc_metrics(x, y, minority=[3, 5]), "minority"),
-    "minority single": (lambda x, y, w, b: nc_metrics(x, y, minority=[4]), "minority"),
+    "minority empty": (lambda x, y, w, b: nc_metrics(x, y, minority=[]), "minority"),
     "minority repeated": (lambda x, y, w, b: nc_metrics(x, y, minority=[4, 4]), "minority"),
     "global_mean": (lambda x, y, w, b: nc_metrics(x, y, global_mean="sample"), "global_mean"),
     "within": (lambda x, y, w, b: nc_metrics(x, y, within="mean"), "within"),
+    "pinv_rtol": (
+        lambda x, y, w, b: nc_metrics(x, y, pinv_rtol=math.inf),
+        "pinv_rtol must be a finite float > 0, got inf",
+    ),
+    "accumulator dim type": (lambda x, y, w, b: NCAccumulator(5, 2.5), "dim must be an integer"),
     "core zero count": (
         lambda x, y, w, b: metrics_from_class_stats([3, 0], torch.zeros(2, 2)),
         ">= 1",
@@ -392,6 +428,14 @@ def test_bad_input_raises_value_error_naming_the_problem(case):
         call(*good())
 
 
+def test_num_classes_catches_an_absent_last_class():
+    x, y, _, _ = noisy_problem()
+    keep = y < 4  # class 4 of 5 has no sample
+    assert nc_metrics(x[keep], y[keep]).num_classes == 4  # inferred from the labels: unnoticed
+    with pytest.raises(ValueError, match=r"class\(es\) \[4\] have no samples"):
+        nc_metrics(x[keep], y[keep], num_classes=5)
+
+
 def test_accumulator_guards_its_two_passes():
     x, y, w, b = good()
     acc = NCAccumulator(5, 8)
@@ -410,39 +454,3 @@ def test_accumulator_guards_its_two_passes():
     assert acc.compute().ncc_agreement is None
     with pytest.raises(RuntimeError, match="frozen"):
         acc.update(x, y)
-
-
-# ---------------------------------------------------------------- accuracy by shot group
-
-
-def test_accuracy_by_group_hand_computed():
-    counts = [500, 150, 60, 20, 10, 3]  # many: 0, 1; medium: 2, 3; few: 4, 5
-    labels = torch.arange(6).repeat_interleave(4)  # 4 test samples per class
-    correct_per_class = [4, 2, 1, 3, 0, 1]
-    pred = labels.clone()
-    for c, right in enumerate(correct_per_class):
-        pred[4 * c + right : 4 * c + 4] = (c + 1) % 6
-    got = accuracy_by_group(pred, labels, counts)
-    assert got["per_class"] == [r / 4 for r in correct_per_class]
-    assert got["overall"] == pytest.approx(sum(correct_per_class) / 24)
-    assert got["many"] == pytest.approx(6 / 8)
-    assert got["medium"] == pytest.approx(4 / 8)
-    assert got["few"] == pytest.approx(1 / 8)
-    logits = torch.nn.functional.one_hot(pred, 6).float() * 3.0 - 1.0
-    assert accuracy_by_group(logits, labels, counts) == got
-
-
-def test_accuracy_by_group_empty_group_and_class_are_none():
-    got = accuracy_by_group([0, 1, 1], [0, 1, 0], [300, 200, 150])
-    assert got["medium"] is None and got["few"] is None
-    assert got["many"] == pytest.approx(2 / 3)
-    assert got["per_class"] == [0.5, 1.0, None]
-
-
-@pytest.mark.parametrize(
-    ("pred", "labels", "match"),
-    [([0, 3], [0, 1], "predictions"), ([0, 1], [0, 1, 2], "labels"), ([], [], "N >= 1")],
-)
-def test_accuracy_by_group_bad_input(pred, labels, match):
-    with pytest.raises(ValueError, match=match):
-        accuracy_by_group(torch.tensor(pred, dtype=torch.long), labels, [300, 50, 5])

@@ -1,4 +1,5 @@
-"""Notebooks are committed stripped, paired with py:percent scripts, and share one opening."""
+"""Notebooks are committed stripped, paired with py:percent scripts in notebooks/py/ (so that
+JupyterLab lists each notebook once), name their kernel, and share one opening."""
 
 from __future__ import annotations
 
@@ -6,14 +7,33 @@ import ast
 from pathlib import Path
 
 import jupytext
+import jupytext.config
 import nbformat
 import pytest
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+SCRIPTS = ROOT / "notebooks" / "py"
 
 
-def test_there_are_notebooks() -> None:
+def test_there_are_notebooks_and_only_notebooks_beside_them() -> None:
     assert len(NOTEBOOKS) >= 2
+    assert not list((ROOT / "notebooks").glob("*.py")), "paired scripts belong in notebooks/py/"
+    assert {p.stem for p in SCRIPTS.glob("*.py")} == {p.stem for p in NOTEBOOKS}
+
+
+def test_jupytext_pairs_each_notebook_with_its_script_in_py() -> None:
+    config = jupytext.config.find_jupytext_configuration_file(str(ROOT / "notebooks"))
+    formats = jupytext.config.load_jupytext_configuration_file(config).formats
+    assert formats == ["notebooks///ipynb,notebooks/py///py:percent"]
+
+
+def test_names_its_kernel(notebook) -> None:
+    path, nb = notebook
+    spec = nb.metadata.get("kernelspec", {})
+    assert spec.get("name") == "python3" and spec.get("language") == "python", (
+        f"{path.name} must name its kernel, or JupyterLab asks for one on opening"
+    )
 
 
 @pytest.fixture(params=NOTEBOOKS, ids=lambda p: p.stem)
@@ -31,7 +51,7 @@ def test_committed_without_outputs(notebook) -> None:
 
 def test_paired_script_is_in_sync(notebook) -> None:
     path, nb = notebook
-    script = path.with_suffix(".py")
+    script = SCRIPTS / f"{path.stem}.py"
     assert script.exists(), f"{script.name} missing: run `jupytext --sync {path}`"
     paired = jupytext.read(script)
     sources = [(c.cell_type, c.source.strip()) for c in nb.cells]

@@ -25,7 +25,10 @@ def arrow_tips(fig: go.Figure, kind: str) -> np.ndarray:
 def colours_in(obj, under_colour_key: bool = False) -> list[str]:
     """Every string under a key named like a colour (colorscales included) in a figure dict."""
     if isinstance(obj, dict):
-        items = [(value, under_colour_key or "color" in key.lower()) for key, value in obj.items()]
+        items = [
+            (value, under_colour_key or ("color" in key.lower() and key != "colorbar"))
+            for key, value in obj.items()
+        ]
         return [c for value, flag in items for c in colours_in(value, flag)]
     if isinstance(obj, list | tuple):
         return [c for value in obj for c in colours_in(value, under_colour_key)]
@@ -57,35 +60,78 @@ def test_reference_etf_is_the_nearest_one():
     )
 
 
-def test_scene_has_equal_aspect_and_contains_every_arrow():
+def test_scene_is_sized_to_the_arrows_with_equal_scales():
     rng = np.random.default_rng(0)
     means, weight = rng.normal(size=(4, 5)) * [1, 2, 3, 4, 5], rng.normal(size=(4, 5))
     fig = plots.simplex_figure(means, weight)
     scene = fig.layout.scene
-    assert scene.aspectmode == "cube"
-    ranges = [tuple(scene.xaxis.range), tuple(scene.yaxis.range), tuple(scene.zaxis.range)]
-    assert ranges[0] == ranges[1] == ranges[2]
-    tips = np.vstack([arrow_tips(fig, "mean"), arrow_tips(fig, "classifier")])
-    assert np.abs(tips).max() <= ranges[0][1]
+    box = scene.aspectratio
+    assert scene.aspectmode == "manual" and box.x == box.y == box.z
+    ranges = np.array([scene.xaxis.range, scene.yaxis.range, scene.zaxis.range])
+    widths = ranges[:, 1] - ranges[:, 0]
+    np.testing.assert_allclose(widths, widths[0])  # equal scales: true proportions
+    tips = np.vstack([arrow_tips(fig, "mean"), arrow_tips(fig, "classifier"), np.zeros((1, 3))])
+    centre = ranges.mean(axis=1)
+    radius = np.linalg.norm(tips - centre, axis=1).max()
+    assert radius <= widths[0] / 2  # the ball around the arrows fits: no clipping, any angle
+    assert radius >= 0.9 * widths[0] / 2  # ... and fills the scene
+    assert scene.camera.projection.type == "orthographic"
 
 
-def test_minority_classes_are_dashed_open_and_named():
+def test_minority_classes_are_thick_open_and_named():
     etf = geometry.simplex_etf(4, 3)
     fig = plots.simplex_figure(etf, etf, minority=[2, 3])
     for t in fig.data:
         if t.meta:
             minority = t.meta["class"] in (2, 3)
-            assert (t.line.dash == "dash") == minority
+            width = plots.MINORITY_WIDTH if minority else plots.MAJORITY_WIDTH
+            assert t.line.width == width and t.line.dash is None
             assert t.marker.symbol.endswith("-open") == minority
             assert ("minority" in t.name) == minority
+    assert plots.MINORITY_WIDTH >= 2 * plots.MAJORITY_WIDTH
     assert any("minority" in t.name and not t.meta for t in fig.data)  # the legend key
 
 
-def test_more_than_four_classes_are_a_projection_said_in_the_title():
-    etf = geometry.simplex_etf(6, 5)
-    fig = plots.simplex_figure(etf, etf, title="six classes")
-    assert "six classes" in fig.layout.title.text
-    assert "projection" in fig.layout.title.text
+def test_legend_has_one_entry_per_class_and_a_key():
+    etf = geometry.simplex_etf(10, 10)
+    fig = plots.simplex_figure(etf, etf, minority=range(5, 10))
+    shown = [t.name for t in fig.data if isinstance(t, go.Scatter3d) and t.showlegend is not False]
+    assert shown == [
+        "ideal simplex ETF",
+        *(f"class {c}" for c in range(5)),
+        *(f"class {c} (minority)" for c in range(5, 10)),
+        "class mean: ● tip",
+        "classifier: ◆ tip",
+        "minority: thick, open tip",
+    ]
+    assert fig.layout.legend.orientation == "h"  # below the figure: never cut at the side
+
+
+def test_etf_reference_is_drawn_dark_and_dashed():
+    fig = plots.simplex_figure(weight=geometry.simplex_etf(3, 3))
+    ref = next(t for t in fig.data if t.name == "ideal simplex ETF")
+    assert ref.line.dash == "dash" and ref.line.width >= 4 and ref.line.color == plots.ETF_COLOUR
+
+
+def test_more_than_four_classes_show_what_the_view_keeps_and_the_exact_cosines():
+    rng = np.random.default_rng(1)
+    means, weight = rng.normal(size=(6, 8)), rng.normal(size=(6, 8))
+    fig = plots.simplex_figure(means, weight, title="six classes")
+    heading, note = fig.layout.title.text.split("<br>")
+    assert heading == "six classes" and "3 widest directions" in note and "% of" in note
+    assert fig.layout.meta["heading"] == "six classes"
+    (cos,) = [t for t in fig.data if isinstance(t, go.Heatmap)]
+    z = np.array(cos.z, dtype=float)
+    centred = means - means.mean(axis=0)
+    cm = geometry.cosine_matrix(torch.tensor(centred)).numpy()
+    cw = geometry.cosine_matrix(torch.tensor(weight)).numpy()
+    lower, upper = np.tril_indices(6, -1), np.triu_indices(6, 1)
+    np.testing.assert_allclose(z[lower], cm[lower], atol=1e-12)
+    np.testing.assert_allclose(z[upper], cw[upper], atol=1e-12)
+    assert np.isnan(np.diag(z)).all() and (cos.zmin, cos.zmax) == (-1.0, 1.0)
+    white = [pos for pos, colour in cos.colorscale if colour == "#F7F7F7"]
+    assert white == [pytest.approx((1 - 1 / 5) / 2)]  # white is the ETF value -1/(K-1), not 0
+    assert not any(isinstance(t, go.Heatmap) for t in plots.simplex_figure(means[:4, :3]).data)
 
 
 def test_feature_cloud_one_trace_per_class_capped():
@@ -93,7 +139,7 @@ def test_feature_cloud_one_trace_per_class_capped():
     labels = torch.tensor([0] * 50 + [1] * 5 + [2] * 2)
     features = etf[labels] + 0.01 * torch.randn(57, 3, dtype=torch.float64)
     fig = plots.simplex_figure(etf, features=features, labels=labels, max_points_per_class=10)
-    clouds = [t for t in fig.data if t.mode == "markers"]
+    clouds = [t for t in fig.data if t.name.endswith("samples")]
     assert [len(t.x) for t in clouds] == [10, 5, 2]
     with pytest.raises(ValueError, match="labels"):
         plots.simplex_figure(etf, features=features)
@@ -188,3 +234,101 @@ def test_invalid_inputs_raise():
         plots.simplex_figure(etf, minority=[4])
     with pytest.raises(ValueError, match="class_names"):
         plots.gram_heatmap(etf, class_names=["a"])
+
+
+@pytest.mark.parametrize(
+    ("values", "ticks", "labels"),
+    [
+        ([1, 1000], [1, 3, 10, 30, 100, 300, 1000], ["1", "3", "10", "30", "100", "300", "1000"]),
+        ([0.02, 0.9], [0.02, 0.05, 0.1, 0.2, 0.5, 1], ["0.02", "0.05", "0.1", "0.2", "0.5", "1"]),
+        ([1e-30, 1], None, None),
+    ],
+)
+def test_log_axis_ticks_are_plain_numbers_or_powers_never_si(values, ticks, labels):
+    axis = plots.log_axis(values)
+    assert axis["type"] == "log"
+    if ticks is not None:
+        np.testing.assert_allclose(axis["tickvals"], ticks)
+        assert axis["ticktext"] == labels
+    else:
+        assert len(axis["tickvals"]) <= 8
+        assert axis["ticktext"][-1] == "10⁰" and axis["ticktext"][0] == "10⁻²⁸"
+        assert all(t.startswith("10") for t in axis["ticktext"])
+    assert not any(re.search(r"\d[a-zA-Zµ]", t) for t in axis["ticktext"])  # no 100n, 10f, 1k
+
+
+def test_metric_curves_typeset_the_legend_and_label_the_etf_value():
+    history = [
+        {"step": s, "nc1": 10.0**-s, "self_duality": 0.1, "mc_weights": 0.0, "num_classes": 4}
+        for s in range(12)
+    ]
+    fig = plots.metric_curves(history)
+    assert "‖W/‖W‖ − M/‖M‖‖" in [t.name for t in fig.data]
+    assert all("|" not in t.name for t in fig.data)
+    assert fig.layout.yaxis.ticktext[-1] == "10⁰" and fig.layout.yaxis2.ticktext is None
+    (etf,) = [a.text for a in fig.layout.annotations if a.text.startswith("ETF value")]
+    assert etf == "ETF value −1/(K−1) = −0.333"
+
+
+def test_sweep_figure_shades_the_complete_collapse_band():
+    ratios = [1, 10, 100, 150, 190, 210, 1000]
+    mc_w = [-1 / 3, -0.2, 0.26, 0.55, 0.9, 1.0, 1.0]
+    fig = plots.minority_collapse_sweep_figure(ratios, mc_w, num_classes=4, collapse=(190, 210))
+    band = [s for s in fig.layout.shapes if s.type == "rect"]
+    assert [(b.x0, b.x1) for b in band] == [(190, 210)]
+    (note,) = [a for a in fig.layout.annotations if "complete collapse" in a.text]
+    assert note.text == "complete collapse<br>between IR 190 and 210"
+    assert note.x == pytest.approx(np.log10(210))  # annotations on a log axis: log10 units
+    assert list(fig.layout.xaxis.ticktext) == ["1", "3", "10", "30", "100", "300", "1000"]
+
+
+def test_sweep_figures_shade_where_a_sweep_collapses_and_drop_constant_norms():
+    mc_w = {1.0: -1 / 3, 100.0: 0.5, 300.0: 1.0, 1000.0: 1.0}
+    learned = [
+        {"ratio": r, "counts": [100, 100, 1, 1], "mc_weights": w, "mc_means": w,
+         "weight_norm_ratio": 1 / (1 + i)}
+        for i, (r, w) in enumerate(mc_w.items())
+    ]  # fmt: skip
+    fixed = [{**rec, "mc_weights": -1 / 3, "weight_norm_ratio": 1.0} for rec in learned]
+    figs = plots.sweep_figures({"learned W": learned, "fixed W": fixed})
+    assert [f.layout.title.text for f in figs.values()] == ["UFM: learned W", "UFM: fixed W"]
+    band = [(s.x0, s.x1) for s in figs["learned W"].layout.shapes if s.type == "rect"]
+    assert band == [(100.0, 300.0)]  # last ratio below MC_W = 1, first at it
+    assert [s for s in figs["fixed W"].layout.shapes if s.type == "rect"] == []
+    assert [t.name for t in figs["learned W"].data][-1] == "norm ratio"
+    assert "norm ratio" not in [t.name for t in figs["fixed W"].data]  # all 1: no panel
+
+
+def test_side_by_side_puts_cosine_maps_under_the_scenes_without_overlap():
+    rng = np.random.default_rng(2)
+    figures = {
+        name: plots.simplex_figure(rng.normal(size=(6, 6)), rng.normal(size=(6, 6)), title=name)
+        for name in ("CE", "AllNC")
+    }
+    fig = plots.side_by_side(figures, title="two runs")
+    scenes = [fig.layout.scene.domain.x, fig.layout.scene2.domain.x]
+    assert scenes[0][1] <= scenes[1][0], "the scenes sit side by side"
+    assert fig.layout.scene.domain.y[0] > fig.layout.yaxis.domain[1], "maps below the scenes"
+    maps = [t for t in fig.data if isinstance(t, go.Heatmap)]
+    assert len(maps) == 2 and [m.showscale for m in maps] == [False, True]
+    assert [a.text for a in fig.layout.annotations][:2] == ["CE", "AllNC"]
+    assert fig.layout.title.text.startswith("two runs<br><sup>")
+    assert "below, the exact cosines" in fig.layout.title.text
+
+
+def test_slider_labels_are_short_and_kept_inside_the_figure():
+    etf = geometry.simplex_etf(4, 3)
+    figures = {e: plots.simplex_figure(etf * e, etf, title=f"epoch {e}") for e in (5, 10, 15)}
+    fig = plots.slider_figure(figures, label="epoch ")
+    (slider,) = fig.layout.sliders
+    assert [s.label for s in slider.steps] == ["5", "10", "15"]
+    assert slider.currentvalue.prefix == "epoch "
+    assert slider.x > 0 and slider.x + slider.len < 1  # the first label is not cut
+
+
+@pytest.mark.parametrize("k", [2, 3, 10])
+def test_cosine_colour_scale_rises_from_minus_one_to_one(k):
+    scale = plots.cosine_colorscale(k)
+    positions = [pos for pos, _ in scale]
+    assert positions[0] == 0 and positions[-1] == pytest.approx(1)
+    assert positions == sorted(set(positions))

@@ -4,6 +4,7 @@ the results table, the JSON of numbers, and findings that follow the numbers."""
 from __future__ import annotations
 
 import contextlib
+import html
 import io
 import json
 import math
@@ -12,8 +13,19 @@ import re
 import plotly.offline
 import pytest
 
-from allnc_edu.__main__ import DEMO_METHODS, main
-from allnc_edu.report import build_report, findings, label, reference_table, report_numbers
+from allnc_edu.__main__ import main
+from allnc_edu.demo import DEMO_METHODS
+from allnc_edu.records import EpochRecord, RunConfig, RunResult
+from allnc_edu.report import (
+    TABLE_COLUMNS,
+    build_report,
+    findings,
+    label,
+    reference_table,
+    report_numbers,
+    results_table,
+    table_rows,
+)
 
 LABELS = [label(m) for m in DEMO_METHODS]
 
@@ -36,18 +48,20 @@ def page(demo_run) -> str:
 
 @pytest.fixture(scope="module")
 def numbers(demo_run) -> dict:
-    return json.loads((demo_run[0] / "report.json").read_text(encoding="utf-8"))
+    return json.loads((demo_run[0] / "demo.json").read_text(encoding="utf-8"))
 
 
+@pytest.mark.slow  # the shared smoke demo takes ~35 CPU s
 def test_cli_writes_both_files_and_says_where(demo_run):
     out, printed = demo_run
-    for name in ("report.html", "report.json"):
-        assert (out / name).is_file()
+    assert sorted(p.name for p in out.iterdir()) == ["demo.json", "report.html"]
+    for name in ("report.html", "demo.json"):
         assert str(out / name) in printed
     for row_label in LABELS:
         assert row_label in printed
 
 
+@pytest.mark.slow  # the shared smoke demo takes ~35 CPU s
 def test_html_embeds_plotlyjs_once_and_loads_nothing(page):
     bundle = plotly.offline.get_plotlyjs()
     for start in (0, len(bundle) // 2, len(bundle) - 300):
@@ -56,12 +70,14 @@ def test_html_embeds_plotlyjs_once_and_loads_nothing(page):
     assert not re.search(r"<link[^>]*href\s*=\s*['\"]https?:", page, flags=re.IGNORECASE)
 
 
+@pytest.mark.slow  # the shared smoke demo takes ~35 CPU s
 def test_html_has_one_3d_scene_per_method(page):
     scenes = set(re.findall(r'"(scene\d*)":\{', page))
     assert scenes == {"scene"} | {f"scene{i}" for i in range(2, len(DEMO_METHODS) + 1)}
     assert page.count('"type":"scatter3d"') >= len(DEMO_METHODS) * 2
 
 
+@pytest.mark.slow  # the shared smoke demo takes ~35 CPU s
 def test_html_results_table_lists_every_method(page, numbers):
     table = page[page.index("<table><caption>Test accuracy") :]
     table = table[: table.index("</table>")]
@@ -73,6 +89,7 @@ def test_html_results_table_lists_every_method(page, numbers):
         assert row.group(1).startswith(f"<td style='text-align:right'>{accuracy}</td>")
 
 
+@pytest.mark.slow  # the shared smoke demo takes ~35 CPU s
 def test_json_holds_the_numbers(numbers):
     assert list(numbers["methods"]) == list(DEMO_METHODS)
     for name, m in numbers["methods"].items():
@@ -90,48 +107,80 @@ def test_json_holds_the_numbers(numbers):
         assert all(-1.0 <= r["mc_means"] <= 1.0 for r in records)
 
 
+@pytest.mark.slow  # the shared smoke demo takes ~35 CPU s
 def test_findings_printed_and_in_the_page(demo_run, page, numbers):
     assert numbers["findings"]
     for sentence in numbers["findings"]:
         assert sentence in demo_run[1]
-        assert sentence.replace("&", "&amp;") in page
+        assert html.escape(sentence) in page
 
 
-def fake(accuracy: float, minority: float, mc_means: float, *, k: int = 4) -> dict:
-    """A run summary with the fields the report reads (2 majority, 2 minority classes)."""
-    geometry = {"class_means": [[float(i == c) for i in range(k)] for c in range(k)],
-                "classifier": [[float(i == c) for i in range(k)] for c in range(k)]}  # fmt: skip
-    record = {"epoch": 1, "test_acc": accuracy, "minority_accuracy": minority, "nc1": 0.5,
-              "self_duality": 0.3, "mc_weights": 0.1, "mc_means": mc_means}  # fmt: skip
-    return {
-        "method": "x", "accuracy": accuracy, "minority_accuracy": minority, "nc1": 0.5,
-        "self_duality": 0.3, "mc_weights": 0.1, "mc_means": mc_means, "num_classes": k,
-        "counts": [100, 100, 1, 1], "minority": [2, 3], "geometry": geometry,
-        "history": [record],
-    }  # fmt: skip
+def fake(
+    accuracy: float,
+    minority: float,
+    mc_means: float,
+    *,
+    k: int = 4,
+    mc_weights: float = 0.1,
+    geometry: bool = True,
+) -> RunResult:
+    """A finished one-epoch run with the numbers the report reads (2 majority, 2 minority)."""
+    eye = [[float(i == c) for i in range(k)] for c in range(k)]
+    nc = {"nc1": 0.5, "self_duality": 0.3, "mc_weights": mc_weights, "mc_means": mc_means,
+          "num_classes": k}  # fmt: skip
+    record = EpochRecord(
+        epoch=1, lr=0.1, loss=1.0, train_s=1.0, samples=202, samples_per_s=202.0, train_acc=1.0,
+        accuracy=accuracy, minority_accuracy=minority, majority_accuracy=1.0, nc=nc,
+        geometry={"class_means": eye, "classifier": eye} if geometry else None,
+    )  # fmt: skip
+    config = RunConfig(dataset="mnist1d", method="x", epochs=1, batch_size=16, lr=0.1)
+    counts = [100] * (k // 2) + [1] * (k - k // 2)
+    return RunResult(config=config, history=[record], counts=counts, num_classes=k,
+                     minority=list(range(k // 2, k)), shot_groups={})  # fmt: skip
 
 
 def test_findings_follow_the_numbers():
     runs = {"ce": fake(0.5, 0.1, 0.9), "etf-dr": fake(0.6, 0.2, 0.8), "allnc": fake(0.7, 0.4, -0.3)}
     text = " ".join(findings(runs))
-    assert "Test accuracy, from best to worst: AllNC 70.0%, ETF + DR 60.0%, CE 50.0%." in text
-    assert "MC_H under ETF + DR is +0.800, higher than -0.300 under AllNC" in text
-    assert "Minority-class accuracy under AllNC is 40.0%, higher than 10.0% under CE" in text
+    assert (
+        "Test accuracy (column 'test acc'), best first: AllNC 70.0%, ETF + DR 60.0%, CE 50.0%."
+        in text
+    )
+    assert (
+        "MC_H, the same for the centred minority class means (ETF value −0.333), lowest "
+        "first: AllNC −0.300, ETF + DR +0.800, CE +0.900." in text
+    )
+    assert "Minority accuracy under AllNC is 40.0%, higher than 10.0% under CE" in text
     runs["allnc"], runs["ce"] = fake(0.4, 0.05, 0.95), fake(0.7, 0.4, -0.3)
     text = " ".join(findings(runs))
-    assert "Test accuracy, from best to worst: CE 70.0%, ETF + DR 60.0%, AllNC 40.0%." in text
-    assert "MC_H under ETF + DR is +0.800, lower than +0.950 under AllNC" in text
-    assert "Minority-class accuracy under AllNC is 5.0%, lower than 40.0% under CE" in text
+    assert "best first: CE 70.0%, ETF + DR 60.0%, AllNC 40.0%." in text
+    assert "Minority accuracy under AllNC is 5.0%, lower than 40.0% under CE" in text
+    assert "MC_H under AllNC is +0.950, higher than −0.300 under CE" in text
 
 
-def test_sweep_findings_say_which_way_mc_moves():
+def test_logit_adjustment_is_compared_with_allnc():
+    runs = {"la": fake(0.8, 0.6, 0.1), "allnc": fake(0.7, 0.4, -0.3)}
+    text = " ".join(findings(runs))
+    assert (
+        "Minority accuracy under logit adjustment is 60.0%, higher than 40.0% under AllNC" in text
+    )
+    assert "-" not in text.replace("−", "")  # unicode minus signs only
+
+
+def test_sweep_findings_say_which_way_mc_moves_and_where_it_collapses():
     runs = {"ce": fake(0.5, 0.1, 0.9)}
     rec = {"counts": [10, 10, 1, 1], "mc_weights": -1 / 3, "mc_means": -1 / 3}
     sweep = [{**rec, "ratio": 1.0}, {**rec, "ratio": 100.0, "mc_means": 0.5}]
     sentence = findings(runs, {"fixed ETF": sweep})[-2]
     assert sentence == (
-        "UFM, fixed ETF (4 classes): from imbalance ratio 1 to 100, MC_W stays at -0.333 and "
-        "MC_H rises from -0.333 to +0.500."
+        "UFM, fixed ETF (4 classes): from imbalance ratio 1 to 100, MC_W stays at −0.333 (the "
+        "ETF value) and MC_H rises from −0.333 (the ETF value) to +0.500."
+    )
+    sweep += [{**rec, "ratio": 1000.0, "mc_weights": 1.0, "mc_means": 1.0}]
+    sentence = findings(runs, {"CE": sweep})[-2]
+    assert sentence.endswith(
+        "MC_W rises from −0.333 (the ETF value) to +1.000 and MC_H rises from −0.333 (the ETF "
+        "value) to +1.000; MC_W reaches 1 (complete minority collapse) between ratio 100 and 1000."
     )
 
 
@@ -139,16 +188,36 @@ def test_report_rejects_what_it_cannot_draw():
     with pytest.raises(ValueError, match="empty"):
         build_report({})
     with pytest.raises(ValueError, match="record_geometry"):
-        build_report({"ce": {**fake(0.5, 0.1, 0.9), "geometry": None}})
+        build_report({"ce": fake(0.5, 0.1, 0.9, geometry=False)})
     with pytest.raises(ValueError, match="number of classes"):
         report_numbers({"ce": fake(0.5, 0.1, 0.9), "allnc": fake(0.5, 0.1, 0.9, k=3)})
 
 
-def test_etf_sentence_says_whether_the_classifier_is_at_the_etf():
-    runs = {"etf-dr": fake(0.6, 0.2, 0.8), "allnc": fake(0.7, 0.4, -0.3)}
-    assert "is not at the ETF (-0.333)" in " ".join(findings(runs))
-    runs["etf-dr"]["mc_weights"] = -1 / 3
-    assert "stays at the ETF value (-0.333)" in " ".join(findings(runs))
+def test_classifier_fix_sentence_says_what_it_holds_and_what_it_does_not():
+    runs = {"etf-dr": fake(0.6, 0.2, 0.8, mc_weights=-1 / 3), "allnc": fake(0.7, 0.4, -0.3)}
+    assert (
+        "ETF + DR holds its minority classifier rows at the ETF value (MC_W −0.333), but its "
+        "minority class means are squeezed: MC_H +0.800, 1.133 above the ETF value."
+    ) in findings(runs)
+    runs["etf-dr"] = fake(0.6, 0.2, 0.8)
+    assert "ETF + DR's minority classifier rows are off the ETF value (MC_W +0.100)" in " ".join(
+        findings(runs)
+    )
+
+
+def test_page_teaches_before_it_reports():
+    runs = {"ce": fake(0.5, 0.1, 0.9), "la": fake(0.6, 0.3, 0.5), "allnc": fake(0.7, 0.4, -0.3)}
+    page = build_report(runs, {"CE": [{"ratio": 1.0, "counts": [10, 10, 1, 1],
+                                       "mc_weights": -1 / 3, "mc_means": -1 / 3,
+                                       "weight_norm_ratio": 1.0}]})  # fmt: skip
+    intro = page[page.index("In one minute") : page.index("What this run shows")]
+    for term in ("simplex ETF", "minority collapse", "class-mean squeezing", "UFM", "HyCon",
+                 "logit adjustment", "MC_W", "MC_H", "NC1", "self-duality"):  # fmt: skip
+        assert term in intro, term
+    assert page.count("What you should see:") == 3  # 3D views, curves, UFM sweeps
+    assert "notebook 01" in page[page.index("<h2>Next</h2>") :]
+    footer = page[page.rindex("Generated by") :]
+    assert "classes 2 and 3" in footer and "//" not in footer and "K -" not in footer
 
 
 def test_reference_table_separates_ours_from_quoted():
@@ -164,3 +233,21 @@ def test_reference_table_separates_ours_from_quoted():
     assert "NOT comparable" not in same
     for dataset, ratio in (("mnist1d", 100), ("cifar10-lt", 50)):
         assert "NOT comparable" in reference_table(runs, dataset, ratio)
+
+
+def test_results_table_escapes_names_and_marks_missing_values() -> None:
+    run = fake(0.25, 0.25, 0.25)
+    rows = table_rows({"<b>run</b>": run})
+    assert len(rows) == 2 and len(rows[0]) == len(rows[1]) == len(TABLE_COLUMNS) + 1
+    assert rows[1][rows[0].index("few")] == "n/a"  # the fake has no shot-group accuracy
+    assert rows[1][rows[0].index("test acc")] == "25.0%"
+    assert rows[1][rows[0].index("MC_H")] == "+0.250"
+    table = results_table({"<b>run</b>": run}, caption="IR 100")
+    assert "&lt;b&gt;run&lt;/b&gt;" in table and "<b>" not in table
+    assert table.count("<tr>") == 2 and "<caption>IR 100</caption>" in table
+
+
+def test_table_cells_use_a_unicode_minus_and_never_a_signed_zero() -> None:
+    rows = table_rows({"ce": fake(0.5, 0.1, -0.25, mc_weights=-0.0001)})
+    assert rows[1][rows[0].index("MC_H")] == "−0.250"
+    assert rows[1][rows[0].index("MC_W")] == "0.000"

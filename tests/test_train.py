@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import re
 
 import pytest
 import torch
 
 from allnc_edu.checkpoint import CHECKPOINT_NAME, load_checkpoint, write_json
-from allnc_edu.data import LongTailDataset, make_gaussian_classes, minority_classes
+from allnc_edu.data import LongTailDataset, make_gaussian_classes
+from allnc_edu.groups import minority_classes
 from allnc_edu.methods import METHODS, make_method
 from allnc_edu.metrics import nc_metrics
 from allnc_edu.models import build_backbone
-from allnc_edu.train import DivergenceError, cosine_schedule, evaluate, fit
+from allnc_edu.records import RunResult
+from allnc_edu.train import (
+    DifferentRunError,
+    DivergenceError,
+    RunExistsError,
+    cosine_schedule,
+    evaluate,
+    fit,
+)
 
 COUNTS = [64, 32, 16, 8]
 
@@ -37,20 +48,26 @@ def _fit(method, data, **kw):
 @pytest.mark.parametrize("name", METHODS)
 def test_every_method_trains_and_records_the_history(name, data) -> None:
     result = _fit(_method(name, data), data)
-    assert [h["epoch"] for h in result.history] == [1, 2]
+    assert isinstance(result, RunResult)
+    assert [h.epoch for h in result.history] == [1, 2]
     for h in result.history:
-        assert math.isfinite(h["loss"]) and h["samples_per_s"] > 0
-        assert 0 <= h["train_acc"] <= 1 and 0 <= h["test_acc"] <= 1
-        assert {"test_many", "test_medium", "test_few"} <= h.keys()
-        assert len(h["test_per_class"]) == len(COUNTS)
-        assert h["nc"]["num_samples"] == sum(COUNTS)
-        assert h["nc"]["minority"] == minority_classes(COUNTS)
-        assert h["nc"]["mc_weights"] is not None and h["nc"]["mc_means"] is not None
-    report = result.report
-    assert report["complete"] and report["epochs_done"] == 2
-    assert report["test"]["overall"] == result.history[-1]["test_acc"]
-    assert report["nc"] == result.history[-1]["nc"]
-    assert report["shot_groups"] == {"many": [], "medium": [0, 1], "few": [2, 3]}
+        assert math.isfinite(h.loss) and h.samples_per_s > 0 and h.evaluated
+        assert 0 <= h.train_acc <= 1 and 0 <= h.accuracy <= 1
+        assert h.many is None and h.medium is not None and h.few is not None
+        assert len(h.per_class) == len(COUNTS)
+        assert h.minority_accuracy == pytest.approx((h.per_class[2] + h.per_class[3]) / 2)
+        assert h.majority_accuracy == pytest.approx((h.per_class[0] + h.per_class[1]) / 2)
+        assert h.nc["num_samples"] == sum(COUNTS)
+        assert h.nc["minority"] == minority_classes(COUNTS)
+        assert h.mc_weights is not None and h.mc_means is not None
+    assert result.complete and result.epochs == 2
+    assert result.accuracy == result.history[-1].accuracy
+    assert result.nc1 == result.history[-1].nc["nc1"]
+    assert result.shot_groups == {"many": [], "medium": [0, 1], "few": [2, 3]}
+    assert result.config.method == name and result.config.backbone == "mlp"
+    gbbn = name == "allnc"  # a GBBN step also draws a class-balanced batch of the same size
+    assert [h.samples for h in result.history] == [(2 if gbbn else 1) * sum(COUNTS)] * 2
+    assert result.samples_seen == 2 * (2 if gbbn else 1) * sum(COUNTS)
 
 
 @pytest.mark.parametrize(
@@ -64,14 +81,14 @@ def test_every_method_trains_and_records_the_history(name, data) -> None:
 )
 def test_allnc_ablations_log_their_loss_parts(options, present, absent, data) -> None:
     h = _fit(_method("allnc", data, **options), data, epochs=1).history[-1]
-    assert present <= h["loss_parts"].keys()
-    assert not absent & h["loss_parts"].keys()
+    assert present <= h.loss_parts.keys()
+    assert not absent & h.loss_parts.keys()
 
 
 def test_training_learns_a_separable_problem() -> None:
     data = make_gaussian_classes(COUNTS, dim=6, test_per_class=12, separation=6.0, seed=1)
     before = evaluate(_method("ce", data), data, nc=False)["test"]["overall"]
-    after = _fit(_method("ce", data), data, epochs=10, lr=0.1).report["test"]["overall"]
+    after = _fit(_method("ce", data), data, epochs=10, lr=0.1).accuracy
     assert after > 0.9 > before
 
 
@@ -87,10 +104,10 @@ def test_image_path_with_crop_flip_channels_last_and_bf16() -> None:
     torch.manual_seed(0)
     method = make_method("allnc", build_backbone("resnet32-ldam", (3, 8, 8)), 3, [12, 6, 3])
     result = _fit(method, images, epochs=1, batch_size=8)
-    assert result.config["augment"] and result.config["channels_last"] and result.config["amp"]
+    assert result.config.augment and result.config.channels_last and result.config.amp
     conv = next(m for m in method.modules() if isinstance(m, torch.nn.Conv2d))
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
-    assert math.isfinite(result.history[0]["loss"])
+    assert math.isfinite(result.history[0].loss)
 
 
 def test_resume_continues_the_same_run(data, tmp_path) -> None:
@@ -98,24 +115,79 @@ def test_resume_continues_the_same_run(data, tmp_path) -> None:
     full = _fit(straight, data, epochs=4)
     resumed = _method("allnc", data)
     first = _fit(resumed, data, epochs=4, out_dir=tmp_path, stop_after=2)
-    assert not first.report["complete"] and len(first.history) == 2
+    assert not first.complete and len(first.history) == 2 and first.history[-1].evaluated
     assert load_checkpoint(tmp_path / CHECKPOINT_NAME)["epoch"] == 2
+    assert not json.loads((tmp_path / "run.json").read_text())["complete"]
     fresh = _method("allnc", data, seed=123)  # different init: all must come from the checkpoint
     second = _fit(fresh, data, epochs=4, out_dir=tmp_path, resume=True)
     for key, value in straight.state_dict().items():
         assert torch.equal(value, fresh.state_dict()[key]), key
-    assert [h["loss"] for h in second.history] == [h["loss"] for h in full.history]
-    assert second.report["nc"] == full.report["nc"]
-    assert json.loads((tmp_path / "report.json").read_text())["complete"]
+    assert [h.loss for h in second.history] == [h.loss for h in full.history]
+    assert second.nc == full.nc and second.samples_seen == full.samples_seen
+    assert json.loads((tmp_path / "run.json").read_text())["complete"]
     assert len(json.loads((tmp_path / "history.json").read_text())) == 4
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == [CHECKPOINT_NAME, "history.json", "run.json"]
+    loaded = RunResult.load(tmp_path)
+    assert loaded.summary() == second.summary() and loaded.config == second.config
 
 
 def test_resume_refuses_a_different_run(data, tmp_path) -> None:
     _fit(_method("ce", data), data, epochs=1, out_dir=tmp_path)
-    with pytest.raises(ValueError, match="lr"):
+    with pytest.raises(DifferentRunError, match=r"lr: saved 0\.1, now 0\.5"):
         _fit(_method("ce", data), data, epochs=1, out_dir=tmp_path, resume=True, lr=0.5)
     with pytest.raises(ValueError, match="out_dir"):
         _fit(_method("ce", data), data, resume=True)
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"epochs": 3}, "epochs: saved 2, now 3 (the cosine learning-rate schedule spans"),
+        ({"options": {"hycon": False}}, "method_options.hycon: saved True, now False"),
+        ({"options": {"gbbn": False}}, "method_options.gbbn: saved True, now False"),
+        ({"method": "ce"}, "method: saved 'allnc', now 'ce'"),
+        ({"data_seed": 1}, "data_seed: saved 0, now 1"),
+        ({"counts": [64, 32, 16, 4]}, "imbalance_ratio: saved 8.0, now 16.0"),
+        ({"weight_decay": 0.0}, "weight_decay: saved 0.005, now 0.0"),
+        ({"hidden": (32, 8)}, "its model does not match this one"),
+    ],
+)
+def test_resume_refuses_any_change_naming_it(change, says, data, tmp_path) -> None:
+    """Every setting of the run is compared (not only a few), and the message names it."""
+    _fit(_method("allnc", data), data, out_dir=tmp_path, stop_after=1)
+    before = (tmp_path / CHECKPOINT_NAME).read_bytes()
+    other = make_gaussian_classes(
+        change.get("counts", COUNTS), dim=6, test_per_class=12, seed=change.get("data_seed", 0)
+    )
+    torch.manual_seed(0)
+    backbone = build_backbone("mlp", other.input_shape, hidden=change.get("hidden", (32, 16)))
+    method = make_method(
+        change.get("method", "allnc"), backbone, 4, other.counts, **change.get("options", {})
+    )
+    kw = {k: v for k, v in change.items() if k in ("epochs", "weight_decay")}
+    with pytest.raises(DifferentRunError, match=re.escape(says)) as err:
+        _fit(method, other, out_dir=tmp_path, resume=True, **kw)
+    assert "\n" not in str(err.value)
+    assert (tmp_path / CHECKPOINT_NAME).read_bytes() == before  # nothing was trained or written
+
+
+def test_progress_and_device_may_change_on_resume(data, tmp_path) -> None:
+    _fit(_method("ce", data), data, out_dir=tmp_path, stop_after=1)
+    done = _fit(_method("ce", data), data, out_dir=tmp_path, resume=True, progress=True)
+    assert done.complete and done.config.progress
+
+
+def test_an_existing_run_is_refused_unless_resumed_or_overwritten(data, tmp_path) -> None:
+    first = _fit(_method("ce", data), data, epochs=1, out_dir=tmp_path)
+    with pytest.raises(RunExistsError, match="already holds a run"):
+        _fit(_method("ce", data), data, epochs=1, out_dir=tmp_path)
+    again = _fit(_method("la", data), data, epochs=1, out_dir=tmp_path, overwrite=True)
+    assert again.method == "la" and first.method == "ce"
+    assert RunResult.load(tmp_path).method == "la"
+    (tmp_path / CHECKPOINT_NAME).unlink()
+    with pytest.raises(RunExistsError, match=r"no checkpoint\.pt to resume from"):
+        _fit(_method("la", data), data, epochs=1, out_dir=tmp_path, resume=True)
 
 
 def test_nan_loss_stops_with_epoch_and_step_and_keeps_the_checkpoint(data, tmp_path) -> None:
@@ -198,8 +270,8 @@ def test_write_json_is_atomic_and_json_safe(tmp_path) -> None:
 def test_recorded_geometry_is_the_class_means_and_the_inference_classifier(data) -> None:
     method = _method("allnc", data)
     result = _fit(method, data, record_geometry=True)
-    assert all("geometry" in record for record in result.history)
-    last = result.history[-1]["geometry"]
+    assert all(record.geometry is not None for record in result.history)
+    last = result.geometry
     method.eval()
     with torch.no_grad():
         features = method(data.train_x).features.double()
@@ -208,4 +280,24 @@ def test_recorded_geometry_is_the_class_means_and_the_inference_classifier(data)
     torch.testing.assert_close(
         torch.tensor(last["classifier"], dtype=torch.float64), method.classifier()[0].double()
     )
-    assert "geometry" not in _fit(_method("ce", data), data, epochs=1).history[-1]
+    assert _fit(_method("ce", data), data, epochs=1).history[-1].geometry is None
+
+
+def test_resume_refuses_another_backbone(data, tmp_path) -> None:
+    """The reproduction of the issue: --backbone changed on resume ended in a raw
+    load_state_dict RuntimeError; now it is a one-line refusal naming the backbone."""
+    as_signals = dataclasses.replace(
+        data,
+        train_x=data.train_x.unsqueeze(1),
+        test_x=data.test_x.unsqueeze(1),
+        input_shape=(1, *data.input_shape),
+    )
+
+    def method(backbone: str):
+        torch.manual_seed(0)
+        net = build_backbone(backbone, as_signals.input_shape)
+        return make_method("ce", net, 4, COUNTS)
+
+    _fit(method("mlp"), as_signals, out_dir=tmp_path, stop_after=1)
+    with pytest.raises(DifferentRunError, match="backbone: saved 'mlp', now 'cnn1d'"):
+        _fit(method("cnn1d"), as_signals, out_dir=tmp_path, resume=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 
 import numpy as np
@@ -200,20 +201,70 @@ def test_same_seed_same_run_other_seed_same_balanced_geometry():
         ({"loss": "mse"}, "loss must be one of"),
         ({"classifier": "fixed"}, "classifier must be one of"),
         ({"feature_penalty": "none"}, "feature_penalty must be one of"),
-        ({"weight_decay_w": 0.0}, "weight_decay_w must be a finite number > 0"),
-        ({"weight_decay_h": -1.0}, "weight_decay_h must be a finite number > 0"),
+        ({"weight_decay_w": 0.0}, "weight_decay_w must be a finite float > 0, got 0.0"),
+        ({"weight_decay_h": -1.0}, "weight_decay_h must be a finite float > 0"),
+        ({"weight_decay_w": math.inf}, "weight_decay_w must be a finite float > 0, got inf"),
         ({"weight_decay_w": 1.0, "weight_decay_h": 1.0}, "weight decays too strong"),
         ({"steps": 0}, "steps must be an integer >= 1"),
         ({"dim": 1}, "dim must be an integer >= 2"),
         ({"allnc": "yes"}, "allnc must be"),
         ({"allnc": {"weight": 1.0}}, "allnc dict keys"),
         ({"allnc": {"mode": "diagonal"}}, "P2P mode must be one of"),
-        ({"step_size": 0.0}, "step_size must be a finite number > 0"),
+        ({"step_size": 0.0}, "step_size must be a finite float > 0"),
+        ({"step_size": math.inf}, "step_size must be a finite float > 0, got inf"),
+        ({"steps": 2.5}, "steps must be an integer >= 1, got 2.5"),
+        ({"tol": math.nan}, "tol must be a finite float > 0, got nan"),
+        ({"allnc": math.inf}, "lambda_p must be a finite float >= 0, got inf"),
+        ({"allnc": {"lambda_p": -1.0}}, "lambda_p must be a finite float >= 0, got -1.0"),
+        ({"allnc": AllNCConfig(lambda_p=2.0, p2p_mode="both")}, None),
     ],
 )
 def test_invalid_arguments_raise_clear_errors(kwargs, message):
+    if message is None:  # a valid neighbour of the bad cases
+        assert ufm.simulate([10, 10, 10], steps=5, **kwargs).settings["allnc"]["lambda_p"] == 2.0
+        return
     with pytest.raises(ValueError, match=message):
         ufm.simulate([10, 10, 10], **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"steps": True}, "steps must be an integer >= 1, got True"),
+        ({"weight_decay_w": "0.01"}, "weight_decay_w must be a finite float > 0, got '0.01'"),
+        ({"return_features": "yes"}, r"return_features must be a bool \(True or False\)"),
+        ({"seed": None}, "seed must be an integer, got None"),
+    ],
+)
+def test_arguments_of_the_wrong_type_raise_type_error(kwargs, message):
+    with pytest.raises(TypeError, match=message):
+        ufm.simulate([10, 10, 10], **kwargs)
+
+
+@pytest.mark.parametrize("steps", [3, ufm.DEFAULT_STEPS])
+def test_a_diverging_simulation_raises_instead_of_recording_inf(steps):
+    """step_size 1e6 overflows the softmax by step 3: the loss was recorded as inf, silently."""
+    with pytest.raises(
+        ValueError, match=r"simulation diverged.*lower step_size \(got 1000000.0\)"
+    ) as err:
+        ufm.simulate([100, 100, 10, 10], step_size=1e6, steps=steps)
+    assert "\n" not in str(err.value)
+
+
+def test_two_classes_work_and_the_minority_is_the_smaller_class():
+    """K = 2 used to fail at once: the default minority, one class, was refused by the metrics."""
+    result = ufm.simulate([50, 5])
+    final = result.final
+    assert final["minority"] == [1] and result.converged
+    assert final["mc_weights"] is None and final["mc_means"] is None  # no pair of minority classes
+    # K = 2: the classifier rows stay opposite (the CE gradient sums to 0 over them) and the two
+    # centred means are opposite by construction, so no squeeze is possible.
+    assert ufm.minority_norm_ratios(final) == pytest.approx((1.0, 1.0), abs=1e-5)
+    assert final["etf_distance_weights"] < 1e-4
+    json.dumps(result.history, allow_nan=False)
+    sweep = ufm.imbalance_sweep([1, 100], num_classes=2)
+    assert [r["minority"] for r in sweep] == [[1], [1]]
+    assert ufm.simulate([50, 5], allnc=1.0).final["minority"] == [1]
 
 
 def test_invalid_counts_raise():
@@ -267,3 +318,32 @@ def test_seli_sweep_is_exact_at_balance_and_closes_in_under_imbalance():
     assert [r["weight_decay"] for r in sweep] == [1e-2, 1e-3]
     with pytest.raises(ValueError, match="at least one"):
         ufm.seli_sweep([10, 10, 10], [])
+
+
+def test_complete_minority_collapse_is_a_threshold_not_a_solver_artefact():
+    """K = 4, two minority classes, weight decay 5e-3: MC_W reaches exactly 1 between IR 190 and
+    210, whatever the seed or the number of steps (explorer's 'cliff', notebook 02)."""
+    n_max = 100_000  # so that the minority count n_max / IR is not rounded to another ratio
+
+    def mc_w(ratio: float, **options) -> tuple[float, bool]:
+        n = round(n_max / ratio)
+        run = ufm.simulate([n_max, n_max, n, n], minority=[2, 3], **options)
+        return run.final["mc_weights"], run.converged
+
+    for ratio in (150, 250):
+        runs = [mc_w(ratio, seed=s, steps=steps) for s in (0, 1) for steps in (4000, 20_000)]
+        assert all(converged for _, converged in runs)
+        values = [v for v, _ in runs]
+        assert max(values) - min(values) < 1e-6  # the same optimum from every start
+    assert mc_w(150)[0] < 0.6 and mc_w(190, steps=20_000)[0] < 0.95  # below: steep, not 1
+    assert mc_w(210, steps=20_000)[0] > 1 - 1e-6 and mc_w(250)[0] > 1 - 1e-9  # past it: 1
+
+
+def test_complete_collapse_brackets_the_threshold_of_a_sweep():
+    records = [{"ratio": r, "mc_weights": v} for r, v in ((1, -0.3), (100, 0.3), (190, 0.9))]
+    assert ufm.complete_collapse(records) is None
+    records += [{"ratio": 210, "mc_weights": 1.0}, {"ratio": 1000, "mc_weights": 1.0}]
+    assert ufm.complete_collapse(records) == (190.0, 210.0)
+    assert ufm.complete_collapse(records[3:]) is None  # collapsed from the first ratio on
+    with pytest.raises(ValueError, match="mc_weights"):
+        ufm.complete_collapse([{"ratio": 1, "mc_weights": None}])

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import re
+
 import ipywidgets as widgets
 import numpy as np
 import plotly.graph_objects as go
@@ -27,6 +30,7 @@ def test_sliders_are_configured_for_teaching(explorer):
     ir = explorer.imbalance_ratio
     assert isinstance(ir, widgets.FloatLogSlider)
     assert (ir.base, ir.min, ir.max) == (10, 0, 3)  # 1 to 1000
+    assert ir.readout_format == ".0f"  # "178", not "1.78e+2"
     assert isinstance(explorer.weight_decay, widgets.FloatLogSlider)
     assert (explorer.num_minority.min, explorer.num_minority.max) == (2, 3)
     assert [v for _, v in explorer.method.options] == ["ce", "etf", "p2p"]
@@ -44,7 +48,10 @@ def test_raising_the_imbalance_updates_figure_and_table(explorer):
     assert not np.allclose(before, after)
     assert explorer.counts() == [200, 200, 1, 1]
     assert explorer.result.final["mc_weights"] > 0.5
-    assert f"{explorer.result.final['mc_weights']:.3g}" in explorer.table.value
+    assert f"<td style='text-align:right'>{explorer.result.final['mc_weights']:.3f}</td>" in (
+        explorer.table.value
+    )
+    assert "imbalance ratio 200.0" in explorer.table.value  # the ratio the model sees
     if explorer.backend == "figurewidget":
         assert explorer.figure is figure  # updated in place
         assert isinstance(figure, go.FigureWidget)
@@ -71,7 +78,7 @@ def test_backend_resolution(monkeypatch):
     with pytest.raises(ValueError, match="ALLNC_EDU_WIDGET_BACKEND"):
         nc_widgets.resolve_backend()
     monkeypatch.delenv(nc_widgets.ENV_BACKEND)
-    assert nc_widgets.resolve_backend() in nc_widgets.BACKENDS
+    assert nc_widgets.resolve_backend() == "static"  # re-renders from a saved notebook
     with pytest.raises(ValueError, match="backend must be one of"):
         nc_widgets.resolve_backend("bokeh")
 
@@ -79,13 +86,57 @@ def test_backend_resolution(monkeypatch):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"num_classes": 2}, "num_classes must be an integer >= 3"),
+        ({"num_classes": 2}, "num_classes must be an integer >= 3, got 2"),
         ({"n_max": 0}, "n_max must be an integer >= 1"),
-        ({"num_minority": 4}, r"num_minority must lie in \[2, 3\]"),
-        ({"imbalance_ratio": 5000.0}, r"imbalance_ratio must lie in \[1, 1000\]"),
-        ({"method": "ldam"}, "method must be one of"),
+        ({"num_minority": 4}, r"num_minority must be an integer in \[2, 3\], got 4"),
+        ({"imbalance_ratio": 5000.0}, r"imbalance_ratio must be a finite float in \[1, 1000\]"),
+        ({"imbalance_ratio": math.inf}, r"imbalance_ratio .* got inf"),
+        # the slider would have clamped these silently (weight_decay=0 ran with 1e-4)
+        ({"weight_decay": 0}, r"weight_decay must be a finite float in \[0.0001, 0.1\], got 0"),
+        ({"weight_decay": 0.5}, r"weight_decay must be a finite float in \[0.0001, 0.1\]"),
+        ({"steps": 0}, "steps must be an integer >= 1"),
+        ({"method": "ldam"}, "method must be one of 'ce', 'etf', 'p2p', got 'ldam'"),
     ],
 )
 def test_invalid_settings_raise(kwargs, message):
     with pytest.raises(ValueError, match=message):
         nc_widgets.minority_collapse_explorer(**{"backend": "static", **kwargs})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"num_classes": 4.5}, ValueError),
+        ({"num_minority": True}, TypeError),
+        ({"weight_decay": "1e-3"}, TypeError),
+    ],
+)
+def test_settings_of_the_wrong_kind_are_refused(kwargs, error):
+    with pytest.raises(error, match=f"{next(iter(kwargs))} must be"):
+        nc_widgets.minority_collapse_explorer(**{"backend": "static", **kwargs})
+
+
+def test_settings_at_the_slider_limits_are_kept_exactly():
+    explorer = nc_widgets.minority_collapse_explorer(
+        backend="static", weight_decay=1e-4, imbalance_ratio=1000, steps=50
+    )
+    assert explorer.weight_decay.value == pytest.approx(1e-4)
+    assert explorer.result.settings["weight_decay_w"] == pytest.approx(1e-4)
+
+
+def test_table_shows_three_decimals_and_tiny_values_as_zero():
+    explorer = nc_widgets.minority_collapse_explorer(backend="static", imbalance_ratio=1.0)
+    cells = re.findall(r"<td style='text-align:right'>([^<]*)</td>", explorer.table.value)
+    assert len(cells) == 9 and all(re.fullmatch(r"-?\d+\.\d{3}", c) for c in cells), cells
+    assert explorer.result.final["nc1"] < 5e-4 and cells[-1] == "0.000"  # NC1 at balance
+
+
+def test_the_model_sees_the_ratio_on_the_slider():
+    """Minority counts are rounded from a large n_max: IR 178 is not run as IR 200 or 250."""
+    explorer = nc_widgets.minority_collapse_explorer(backend="static", imbalance_ratio=100.0)
+    for _ in range(10):  # ten ArrowRight presses
+        explorer.imbalance_ratio.value = 10 ** (
+            np.log10(explorer.imbalance_ratio.value) + explorer.imbalance_ratio.step
+        )
+        assert explorer.ratio() == pytest.approx(explorer.imbalance_ratio.value, rel=0.01)
+    assert explorer.imbalance_ratio.value == pytest.approx(10**2.25)

@@ -94,15 +94,16 @@ if SMOKE:
 # down to `n_max / IMBALANCE_RATIO`; the test set stays balanced. Shot groups follow the
 # literature: *many* (more than 100 training examples), *medium* (20 to 100) and *few* (under
 # 20). The **minority classes** in the JSON and the tables are the K - K//2 classes with the
-# fewest training examples (`data.minority_classes`), here the second half of the classes.
+# fewest training examples (`groups.minority_classes`), here the second half of the classes.
 
 # %%
 import json
 
 from IPython.display import HTML, display
 
-from allnc_edu import experiments, report
-from allnc_edu.data import load_dataset, minority_classes, shot_groups
+from allnc_edu import experiments, plots, report
+from allnc_edu.data import load_dataset
+from allnc_edu.groups import minority_classes, shot_groups
 
 data = load_dataset(
     DATASET,
@@ -144,7 +145,7 @@ runs = experiments.compare_methods(
 # it measured in this run.
 
 # %%
-display(HTML(experiments.results_table(runs, caption=f"Measured in this run: {data.name}")))
+display(HTML(report.results_table(runs, caption=f"Measured in this run: {data.name}")))
 
 # %% [markdown]
 # What the numbers of this run say, sentence by sentence (written from the numbers above, so
@@ -158,7 +159,7 @@ for sentence in report.findings(runs):
 # ## Neural-collapse metrics over training
 
 # %%
-report.curves_figure(runs).show()
+plots.runs_curves_figure(runs).show()
 
 # %% [markdown]
 # ## Ours beside the literature

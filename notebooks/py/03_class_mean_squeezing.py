@@ -67,8 +67,8 @@ from pathlib import Path
 
 from IPython.display import HTML, display
 
-from allnc_edu import experiments, plots
-from allnc_edu.data import minority_classes, shot_groups
+from allnc_edu import experiments, plots, report
+from allnc_edu.groups import minority_classes, shot_groups
 
 RATIOS = sorted({1, *SLIDER_RATIOS, IMBALANCE_RATIO})
 train = {
@@ -116,7 +116,7 @@ ce_runs = {
 balanced, ce = ce_runs[1], ce_runs[IMBALANCE_RATIO]
 display(
     HTML(
-        experiments.results_table(
+        report.results_table(
             {"balanced (IR 1)": balanced, f"cross-entropy (IR {IMBALANCE_RATIO})": ce},
             caption="Cross-entropy on MNIST-1D",
         )
@@ -127,8 +127,8 @@ display(
 print(f"ETF value -1/(K-1) = {ETF_COSINE:+.3f}")
 for name, run in (("balanced", balanced), ("long-tailed", ce)):
     print(
-        f"{name:12s}: MC_W {run['mc_weights']:+.3f}, MC_H {run['mc_means']:+.3f}, "
-        f"minority accuracy {run['minority_accuracy']:.1%}, overall {run['accuracy']:.1%}"
+        f"{name:12s}: MC_W {run.mc_weights:+.3f}, MC_H {run.mc_means:+.3f}, "
+        f"minority accuracy {run.minority_accuracy:.1%}, overall {run.accuracy:.1%}"
     )
 
 # %% [markdown]
@@ -142,13 +142,15 @@ for name, run in (("balanced", balanced), ("long-tailed", ce)):
 # (printed above, far below the balanced run's).
 #
 # The 3D views show the same: arrows ending in a diamond are classifier rows, arrows ending in
-# a circle are centred class means; the minority classes are dashed with open markers. With ten
-# classes in a 64-dimensional feature space, any 3D picture is a projection (the subtitle says
-# how much it keeps), so trust the numbers for the angles and use the picture for the gist: on
-# the right, the dashed arrows bunch together.
+# a circle are centred class means; the minority classes are thick with open tips. Ten classes
+# need more than three dimensions, so each 3D picture shows the arrows from their three widest
+# directions (the subtitle says how much of their squared length that keeps): use it for the
+# gist (on the right, the thick arrows bunch together) and the cosine maps under it for the true
+# angles. White there is the ETF value $-1/(K-1)$; red cells are pairs squeezed closer than
+# that: where the minority classes squeeze, their block (classes 5 to 9) turns red.
 
 # %%
-experiments.simplex_views(
+plots.simplex_views(
     {"balanced (IR 1)": balanced, f"cross-entropy (IR {IMBALANCE_RATIO})": ce}
 ).show()
 
@@ -167,14 +169,14 @@ runs = {
     f"cross-entropy (IR {IMBALANCE_RATIO})": ce,
     f"ETF + dot regression (IR {IMBALANCE_RATIO})": etf_dr,
 }
-display(HTML(experiments.results_table(runs, caption="The classifier-only fix")))
+display(HTML(report.results_table(runs, caption="The classifier-only fix")))
 for name, run in (("cross-entropy", ce), ("ETF + DR", etf_dr)):
     print(
-        f"{name:13s}: MC_W {run['mc_weights']:+.4f}, MC_H {run['mc_means']:+.3f}, "
-        f"self-duality gap {run['self_duality']:.3f}, NC1 {run['nc1']:.3f}, "
-        f"minority accuracy {run['minority_accuracy']:.1%}"
+        f"{name:13s}: MC_W {run.mc_weights:+.4f}, MC_H {run.mc_means:+.3f}, "
+        f"self-duality gap {run.self_duality:.3f}, NC1 {run.nc1:.3f}, "
+        f"minority accuracy {run.minority_accuracy:.1%}"
     )
-print(f"balanced     : self-duality gap {balanced['self_duality']:.3f}, NC1 {balanced['nc1']:.3f}")
+print(f"balanced     : self-duality gap {balanced.self_duality:.3f}, NC1 {balanced.nc1:.3f}")
 
 # %% [markdown]
 # The classifier is a perfect ETF (MC_W equals $-1/(K-1)$ to four decimals), but the minority
@@ -191,11 +193,12 @@ print(f"balanced     : self-duality gap {balanced['self_duality']:.3f}, NC1 {bal
 # pulls every feature straight onto a fixed target. The features do collapse, onto class means
 # that are squeezed. NC1 measures the spread of the features relative to the spread of the
 # means; it says nothing about whether the means are where they should be. The side-by-side
-# views: in the right-hand picture, the dashed diamonds sit on the grey ETF while the dashed
-# circles bunch together.
+# views: in the right-hand picture, the thick diamonds sit on the grey ETF while the thick
+# circles bunch together; in its cosine map the classifier triangle (above the diagonal) is
+# white and the means triangle (below) has a red minority block.
 
 # %%
-experiments.simplex_views(runs, height=450).show()
+plots.simplex_views(runs).show()
 
 # %% [markdown]
 # ## How the squeeze grows with imbalance
@@ -205,21 +208,19 @@ experiments.simplex_views(runs, height=450).show()
 # collects MC_W and MC_H of the same runs against the ratio (log axis).
 
 # %%
-experiments.runs_slider(
-    {f"{r:g}": ce_runs[r] for r in RATIOS}, label="IR ", title="Cross-entropy"
-).show()
+plots.runs_slider({f"{r:g}": ce_runs[r] for r in RATIOS}, label="IR ", title="Cross-entropy").show()
 plots.minority_collapse_sweep_figure(
     RATIOS,
-    [ce_runs[r]["mc_weights"] for r in RATIOS],
-    [ce_runs[r]["mc_means"] for r in RATIOS],
+    [ce_runs[r].mc_weights for r in RATIOS],
+    [ce_runs[r].mc_means for r in RATIOS],
     num_classes=K,
     title="Cross-entropy on MNIST-1D: minority squeeze against imbalance",
 ).show()
 for r in RATIOS:
     run = ce_runs[r]
     print(
-        f"IR {r:5g}: MC_W {run['mc_weights']:+.3f}, MC_H {run['mc_means']:+.3f}, "
-        f"minority accuracy {run['minority_accuracy']:.1%}"
+        f"IR {r:5g}: MC_W {run.mc_weights:+.3f}, MC_H {run.mc_means:+.3f}, "
+        f"minority accuracy {run.minority_accuracy:.1%}"
     )
 
 # %% [markdown]
@@ -235,9 +236,9 @@ for r in RATIOS:
 # the ETF value from the first epoch, while MC_H finds its own level.
 
 # %%
-plots.metric_curves(ce["history"], title=f"Cross-entropy, IR {IMBALANCE_RATIO}").show()
+plots.metric_curves(ce.evaluated, title=f"Cross-entropy, IR {IMBALANCE_RATIO}").show()
 plots.metric_curves(
-    etf_dr["history"], title=f"Fixed ETF + dot regression, IR {IMBALANCE_RATIO}"
+    etf_dr.evaluated, title=f"Fixed ETF + dot regression, IR {IMBALANCE_RATIO}"
 ).show()
 
 # %% [markdown]
@@ -246,12 +247,12 @@ plots.metric_curves(
 # %%
 results = {
     **experiments.key_numbers({"balanced": balanced, "ce": ce, "etf_dr": etf_dr}),
-    "etf_dr_mc_weights_history": [r["mc_weights"] for r in etf_dr["history"]],
+    "etf_dr_mc_weights_history": [r.mc_weights for r in etf_dr.evaluated],
     "sweep": {
         "ratios": RATIOS,
-        "mc_weights": [ce_runs[r]["mc_weights"] for r in RATIOS],
-        "mc_means": [ce_runs[r]["mc_means"] for r in RATIOS],
-        "minority_accuracy": [ce_runs[r]["minority_accuracy"] for r in RATIOS],
+        "mc_weights": [ce_runs[r].mc_weights for r in RATIOS],
+        "mc_means": [ce_runs[r].mc_means for r in RATIOS],
+        "minority_accuracy": [ce_runs[r].minority_accuracy for r in RATIOS],
     },
     "settings": {
         "imbalance_ratio": IMBALANCE_RATIO,

@@ -63,6 +63,7 @@ import json
 from pathlib import Path
 
 from allnc_edu import geometry, metrics, plots, ufm
+from allnc_edu.fmt import plural
 
 # %% [markdown]
 # ## The four properties
@@ -187,7 +188,8 @@ print(f"mean norm / classifier norm {b / a:.5f}, sqrt(K) = {NUM_CLASSES**0.5:.5f
 #
 # Three snapshots, at the steps in `SNAPSHOT_STEPS` and at the end. Arrows ending in a circle
 # are the centred class means, arrows ending in a diamond the classifier rows, the faint dots
-# the individual features, and the grey lines the simplex ETF nearest to the classifier. After
+# the individual features, and the grey dashed lines the simplex ETF nearest to the classifier.
+# The view is exact (K <= 4 vectors fit in 3D) and can be turned with the mouse. After
 # one step the dots are a diffuse cloud and the arrows point in unrelated directions; a few
 # dozen steps later each class's dots have gathered at its mean (NC1) but the arrows are not yet
 # a regular shape; at the end the means form a regular tetrahedron (NC2) on top of the grey
@@ -195,7 +197,7 @@ print(f"mean norm / classifier norm {b / a:.5f}, sqrt(K) = {NUM_CLASSES**0.5:.5f
 
 # %%
 for run in (*snapshots, result):
-    when = "at the end" if run is result else f"after {run.steps_run} steps"
+    when = "at the end" if run is result else f"after {plural(run.steps_run, 'step')}"
     plots.simplex_figure(
         run.means,
         run.weight,

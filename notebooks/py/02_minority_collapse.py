@@ -53,18 +53,24 @@ WEIGHT_DECAY = 0.005  # lambda_W and lambda_H (both)
 SELI_RATIO = 100  # imbalance ratio of the SELI comparison
 SELI_WEIGHT_DECAYS = [0.01, 0.003, 0.001, 0.0003]  # decreasing weight decays
 P2P_LAMBDA = 1.0  # weight of AllNC's P2P term
+THRESHOLD_RATIOS = [1, 10, 100, 150, 175, 190, 210, 250, 1000]  # finer near complete collapse
+THRESHOLD_N_MAX = 100_000  # majority count there, so n_max / IR is not rounded to another ratio
+THRESHOLD_STEPS = 20_000  # gradient descent slows down near the threshold
 
 # %%
 if SMOKE:
     RATIOS = [1, 30, 1000]
     SELI_WEIGHT_DECAYS = [0.01, 0.003, 0.001]
+    THRESHOLD_RATIOS = [1, 150, 190, 210, 1000]
 
 # %%
 import json
 from pathlib import Path
 
 from allnc_edu import geometry, metrics, plots, ufm, widgets
-from allnc_edu.data import long_tail_counts, minority_classes
+from allnc_edu.data import long_tail_counts
+from allnc_edu.fmt import fixed
+from allnc_edu.groups import minority_classes
 
 K, LARGEST = NUM_CLASSES, max(RATIOS)
 ETF_COSINE = -1 / (K - 1)
@@ -96,9 +102,9 @@ print(f"ETF value -1/(K-1) = {ETF_COSINE:.3f}")
 
 # %% [markdown]
 # In the two figures, arrows ending in a diamond are classifier rows and arrows ending in a
-# circle centred class means; the minority classes are dashed with open markers, and the grey
-# lines are the simplex ETF nearest to the classifier. At IR 1 every arrow sits on the grey
-# tetrahedron. At the largest ratio the dashed classifier arrows have (nearly) merged into one
+# circle centred class means; the minority classes are drawn thick with open tips, and the grey
+# dashed lines are the simplex ETF nearest to the classifier. At IR 1 every arrow sits on the
+# grey tetrahedron. At the largest ratio the thick classifier arrows have merged into one
 # (MC_W printed above, close to 1) and are shorter than the majority's (the norm ratio above
 # is below 1): the classifier can no longer tell the minority classes apart. Their class means
 # have squeezed together too (MC_H, also printed above).
@@ -115,12 +121,16 @@ for ratio, run in views.items():
 # Move the sliders: the imbalance ratio (log scale), the number of minority classes, the weight
 # decay, and the method (plain cross-entropy, a fixed ETF classifier, or cross-entropy plus
 # AllNC's P2P term). Each change re-runs the UFM (well under half a second for every method on
-# a CPU) and redraws the figure and the table of metrics below it. Things to
-# try: find the ratio at which MC_W crosses 0; see how a smaller weight decay changes it; switch
-# to the fixed ETF classifier and watch which arrows stay put and which still squeeze.
+# a CPU) and redraws the figure and the table of metrics below it. The explorer gives each
+# majority class 10 000 samples, so that the minority count, a whole number, gives the ratio on
+# the slider (the table shows both). Things to try: find the ratio at which MC_W crosses 0;
+# click the slider's handle at IR 100 and press the right arrow key a few times (each press
+# multiplies the ratio by about 1.06) and watch MC_W race to 1 near IR 200 (the next section
+# but one explains why); see how a smaller weight decay moves that point; switch to the fixed
+# ETF classifier and watch which arrows stay put and which still squeeze.
 
 # %%
-explorer = widgets.minority_collapse_explorer(num_classes=K, n_max=N_MAX, seed=SEED)
+explorer = widgets.minority_collapse_explorer(num_classes=K, seed=SEED)
 explorer.widget
 
 # %% [markdown]
@@ -145,7 +155,70 @@ plots.sweep_records_figure(ce, title="Cross-entropy: minority collapse grows wit
 # printed for the largest ratio, while the minority classifiers shrink to a fraction of the
 # majority's length (the norm ratios, below 1). With weight decay, a minority class whose few
 # samples hardly move the loss is not worth a long, well-separated classifier vector.
+
+# %% [markdown]
+# ## A threshold: complete minority collapse
 #
+# At the largest ratios the sweep reaches MC_W = 1 exactly, not just close to it. Finer steps show
+# how: MC_W climbs ever faster and then sits at 1.000 from a threshold ratio on. This is a
+# property of the model's optimum, not of the solver (every run below converged, from any
+# seed): below the threshold the best solution keeps a small angle between the minority
+# classifiers; past it, the best solution makes them **one and the same vector**, so the
+# classifier cannot tell the minority classes apart at all, and their centred class means merge
+# too (MC_H = 1). Fang et al. (2021) call this *minority collapse* and show it sets in at a
+# finite imbalance ratio. The runs use `THRESHOLD_N_MAX` samples per majority class, so that
+# rounding the minority count to a whole number does not move the ratio, and up to
+# `THRESHOLD_STEPS` steps, because gradient descent slows down near the threshold.
+
+# %%
+threshold_runs = {
+    ratio: ufm.simulate(
+        long_tail_counts(THRESHOLD_N_MAX, K, ratio, profile="step"), steps=THRESHOLD_STEPS, **decay
+    )
+    for ratio in THRESHOLD_RATIOS
+}
+fine = [
+    {"ratio": ratio, **run.final, "converged": run.converged}
+    for ratio, run in threshold_runs.items()
+]
+bracket = ufm.complete_collapse(fine)
+for r in fine:
+    print(
+        f"IR {r['ratio']:5g}: MC_W {fixed(r['mc_weights'], signed=True)}, "
+        f"MC_H {fixed(r['mc_means'], signed=True)}, converged: {r['converged']}"
+    )
+print(f"complete minority collapse (MC_W >= 0.999) between IR {bracket[0]:g} and {bracket[1]:g}")
+plots.minority_collapse_sweep_figure(
+    THRESHOLD_RATIOS,
+    [r["mc_weights"] for r in fine],
+    [r["mc_means"] for r in fine],
+    [ufm.minority_norm_ratios(r)[0] for r in fine],
+    num_classes=K,
+    collapse=bracket,
+    title="Cross-entropy: complete minority collapse past a threshold ratio",
+).show()
+
+# %% [markdown]
+# The shaded band brackets the threshold: MC_W is below 1 at its left edge and exactly 1 at its
+# right edge and beyond. The slider below steps through the same runs in 3D (it works without a
+# running kernel): watch the two thick minority classifier arrows close up between IR 150 and
+# 190 and become a single arrow past the band.
+
+# %%
+plots.slider_figure(
+    {
+        f"{ratio:g}": plots.simplex_figure(
+            run.means,
+            run.weight,
+            minority=run.final["minority"],
+            title=f"Cross-entropy, IR {ratio:g}: MC_W {fixed(run.final['mc_weights'], 3)}",
+        )
+        for ratio, run in threshold_runs.items()
+    },
+    label="IR ",
+).show()
+
+# %% [markdown]
 # ## The SELI limit
 #
 # What if the weight decay goes to zero? Thrampoulidis et al. (2022) showed that the UFM with a
@@ -214,9 +287,9 @@ plots.sweep_records_figure(
 # MC_W is pinned at $-1/(K-1)$ at every ratio, but MC_H still climbs: the minority features,
 # penalised as much as the majority's while contributing little to the loss, stay short (the
 # mean norm ratio falls below 1) and drift towards each other, away from their own classifier
-# vectors (the self-duality gap grows from 0 at IR 1). In the figure below, the dashed
-# classifier arrows sit on the tetrahedron while the dashed mean arrows are short and close
-# together: self-duality (NC3) is broken.
+# vectors (the self-duality gap grows from 0 at IR 1). In the figure below, the thick
+# classifier arrows (diamonds) sit on the grey tetrahedron while the thick mean arrows (circles)
+# are short and close together: self-duality (NC3) is broken.
 #
 # This is **AllNC's observation**: minority collapse is not only a classifier problem; the
 # class means of the minority classes squeeze too, and a fixed ETF classifier leaves them
@@ -278,6 +351,15 @@ summary = {
     "seli_distances": [r["weight_distance"] for r in seli_sweep],
     "seli_means_distances": [r["means_distance"] for r in seli_sweep],
     "seli_mc": {"weights": seli_mc.mc_weights, "means": seli_mc.mc_means},
+    "threshold": {
+        "n_max": THRESHOLD_N_MAX,
+        "ratios": THRESHOLD_RATIOS,
+        "mc_weights": [r["mc_weights"] for r in fine],
+        "mc_means": [r["mc_means"] for r in fine],
+        "converged": [r["converged"] for r in fine],
+        "bracket": list(bracket),
+    },
+    "explorer_n_max": explorer.n_max,
     "p2p": {
         "lambda_p": P2P_LAMBDA,
         "mc_weights": [r["mc_weights"] for r in p2p],

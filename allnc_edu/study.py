@@ -1,0 +1,202 @@
+"""Studies: several methods x seeds on one long-tailed data set, one mean ± std table, one JSON.
+
+Example::
+
+    study = run_study(methods=["ce", "la", "allnc"], seeds=[0, 1, 2], epochs=60,
+                      split="validation")
+    print(study_table(study["summary"]))
+
+A method is a name from ``methods.VARIANTS`` (e.g. "allnc", "allnc-joint-bn", "ce-2x") or a
+plain ``methods.METHODS`` name. ``sets`` ({"lambda_p": 3.0}, the command line's ``--set``)
+passes an option to every method of the study that accepts it. Each seed draws its own data
+subset and initialisation (as ``train --seed`` does). ``split="validation"`` evaluates on a
+class-balanced validation set held out of the training pool (``data.load_dataset``): choose
+settings there, report on ``split="test"``. Every run records ``samples_seen``: a GBBN step
+draws two batches, so AllNC sees twice the samples of CE in the same epochs ("ce-2x" matches).
+"""
+
+from __future__ import annotations
+
+import ast
+import html
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from .data import load_dataset
+from .experiments import run_method
+from .methods import method_options, variant
+from .records import RunResult
+
+#: The per-run numbers a summary averages over seeds: ``{key}_mean`` (and ``_std`` for some).
+AVERAGED = ("accuracy", "minority_accuracy", "mc_means", "mc_weights", "nc1", "self_duality")
+WITH_STD = ("accuracy", "minority_accuracy")
+
+
+def parse_sets(items: Iterable[str]) -> dict[str, Any]:
+    """``["lambda_p=3", "rebalance_loss=la"]`` -> ``{"lambda_p": 3, "rebalance_loss": "la"}``.
+
+    A value is read as a Python literal (number, True/False, quoted string) when it is one,
+    else kept as text.
+    """
+    sets: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip() or not text.strip():
+            raise ValueError(f"--set needs KEY=VALUE, got {item!r}")
+        try:
+            value = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError):
+            value = text.strip()
+        sets[key.strip()] = value
+    return sets
+
+
+def run_study(
+    *,
+    dataset: str = "mnist1d",
+    profile: str = "step",
+    imbalance_ratio: float = 100.0,
+    methods: Sequence[str] = ("ce", "la", "allnc"),
+    seeds: Sequence[int] = (0, 1, 2),
+    epochs: int = 60,
+    split: str = "test",
+    n_max: int | None = None,
+    root: str | None = None,
+    sets: Mapping[str, Any] | None = None,
+    command: str | None = None,
+    results: dict[tuple[str, int], RunResult] | None = None,
+    **fit_options: Any,
+) -> dict[str, Any]:
+    """Train every method x seed; returns ``{"settings", "runs", "summary"}`` (JSON-ready).
+
+    ``runs`` holds one dict per run: method (the variant's name), base_method, seed, split,
+    samples_seen, options (every option of the method) and ``RunResult.summary()``'s fields.
+    ``summary`` is :func:`summarize` of the runs. ``fit_options`` go to ``train.fit``
+    (weight_decay, batch_size, lr, device, amp, metrics_every, record_geometry, progress, ...).
+    A ``results`` dict, when given, receives every ``RunResult`` under ``(method, seed)``.
+    """
+    if not methods or not seeds:
+        raise ValueError("a study needs at least one method and one seed")
+    sets = dict(sets or {})
+    variants = {name: variant(name) for name in methods}
+    accepted = {name: set(method_options(v.method)) for name, v in variants.items()}
+    unused = sorted(k for k in sets if not any(k in a for a in accepted.values()))
+    if unused:
+        raise ValueError(f"--set {', '.join(unused)}: no method of this study takes it")
+    fit_options.setdefault("metrics_every", epochs)
+    runs = []
+    for seed in seeds:
+        data = load_dataset(
+            dataset,
+            imbalance_ratio=imbalance_ratio,
+            profile=profile,
+            seed=seed,
+            n_max=n_max,
+            root=root,
+            split=split,
+        )
+        for name, v in variants.items():
+            options = {**v.options, **{k: x for k, x in sets.items() if k in accepted[name]}}
+            length = epochs * v.epochs_factor
+            run_fit = {**fit_options, "metrics_every": min(fit_options["metrics_every"], length)}
+            result = run_method(v.method, data, epochs=length, seed=seed, **run_fit, **options)
+            if results is not None:
+                results[name, seed] = result
+            runs.append(
+                {
+                    **result.summary(),
+                    "method": name,
+                    "base_method": v.method,
+                    "seed": seed,
+                    "split": split,
+                    "samples_seen": result.samples_seen,
+                    "options": result.options,
+                }
+            )
+    settings = {
+        "dataset": dataset,
+        "profile": profile,
+        "imbalance_ratio": imbalance_ratio,
+        "methods": list(methods),
+        "seeds": list(seeds),
+        "epochs": epochs,
+        "split": split,
+        "n_max": n_max,
+        "sets": sets,
+        **{k: v for k, v in fit_options.items() if k not in ("progress", "record_geometry")},
+    }
+    settings = {k: str(v) if k == "device" else v for k, v in settings.items()}
+    return {"command": command, "settings": settings, "runs": runs, "summary": summarize(runs)}
+
+
+def summarize(runs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``{method: {accuracy_mean, accuracy_std, minority_accuracy_mean, minority_accuracy_std,
+    mc_means_mean, mc_weights_mean, nc1_mean, self_duality_mean, samples_seen, seeds}}``.
+
+    Means and standard deviations (sample std, 0 for one seed) over the runs of each method,
+    in the order the methods first appear; a value missing from a run (None) is left out.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for name in dict.fromkeys(r["method"] for r in runs):
+        mine = [r for r in runs if r["method"] == name]
+        row: dict[str, Any] = {}
+        for key in AVERAGED:
+            values = [r[key] for r in mine if r.get(key) is not None]
+            row[f"{key}_mean"] = statistics.fmean(values) if values else None
+            if key in WITH_STD:
+                row[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+        row["samples_seen"] = round(statistics.fmean(r["samples_seen"] for r in mine))
+        row["seeds"] = [r["seed"] for r in mine]
+        out[name] = row
+    return out
+
+
+def _pm(row: Mapping[str, Any], key: str) -> str:
+    mean = row[f"{key}_mean"]
+    return "-" if mean is None else f"{100 * mean:.1f} ± {100 * row[f'{key}_std']:.1f}%"
+
+
+def _num(value: float | None, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def study_rows(summary: Mapping[str, Mapping[str, Any]]) -> list[list[str]]:
+    """The table as text cells: a header row, then one row per method."""
+    rows = [["method", "accuracy", "minority acc", "MC_W", "MC_H", "NC1", "self-duality",
+             "samples seen", "seeds"]]  # fmt: skip
+    for name, row in summary.items():
+        rows.append(
+            [
+                name,
+                _pm(row, "accuracy"),
+                _pm(row, "minority_accuracy"),
+                _num(row["mc_weights_mean"], "+.3f"),
+                _num(row["mc_means_mean"], "+.3f"),
+                _num(row["nc1_mean"], ".3f"),
+                _num(row["self_duality_mean"], ".3f"),
+                f"{row['samples_seen']:,}",
+                str(len(row["seeds"])),
+            ]
+        )
+    return rows
+
+
+def study_table(summary: Mapping[str, Mapping[str, Any]]) -> str:
+    """A plain-text table of :func:`summarize`'s output (mean ± std over seeds)."""
+    rows = study_rows(summary)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in
+                       enumerate(zip(r, widths, strict=True))) for r in rows]  # fmt: skip
+    return "\n".join(lines)
+
+
+def study_html(summary: Mapping[str, Mapping[str, Any]], *, caption: str | None = None) -> str:
+    """An HTML table of :func:`study_rows` (display it with ``IPython.display.HTML``)."""
+    rows = study_rows(summary)
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in rows[0])
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows[1:]
+    )
+    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

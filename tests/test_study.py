@@ -1,0 +1,87 @@
+"""The ``study`` command and ``allnc_edu.study``: methods x seeds, a table, a JSON record."""
+
+import json
+
+import pytest
+
+from allnc_edu.__main__ import main
+from allnc_edu.methods import VARIANTS, make_method, variant
+from allnc_edu.models import MLP
+from allnc_edu.study import parse_sets, run_study, study_table, summarize
+
+SUMMARY_KEYS = {
+    "accuracy_mean", "accuracy_std", "minority_accuracy_mean", "minority_accuracy_std",
+    "mc_means_mean", "mc_weights_mean", "nc1_mean", "self_duality_mean", "samples_seen",
+}  # fmt: skip
+TINY = ["--n-max", "30", "--imbalance-ratio", "10", "--epochs", "1", "--device", "cpu"]
+
+
+def test_tiny_study_writes_the_table_and_the_json(tmp_path, capsys):
+    out = tmp_path / "study.json"
+    argv = ["study", "--methods", "ce,allnc-no-hycon", "--seeds", "0,1", *TINY, "--split",
+            "validation", "--set", "lambda_p=2", "--no-progress", "--json", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "accuracy" in printed and "samples seen" in printed and "±" in printed
+    study = json.loads(out.read_text())
+    assert study["command"].startswith("python -m allnc_edu study --dataset mnist1d")
+    assert "--set lambda_p=2" in study["command"] and "--split validation" in study["command"]
+    runs = study["runs"]
+    assert [(r["method"], r["seed"]) for r in runs] == [
+        ("ce", 0), ("allnc-no-hycon", 0), ("ce", 1), ("allnc-no-hycon", 1)
+    ]  # fmt: skip
+    for r in runs:
+        assert {"accuracy", "minority_accuracy", "mc_weights", "nc1", "samples_seen"} <= set(r)
+        assert r["split"] == "validation"
+    assert runs[1]["options"]["lambda_p"] == 2 and runs[1]["options"]["hycon"] is False
+    assert set(study["summary"]) == {"ce", "allnc-no-hycon"}
+    for row in study["summary"].values():
+        assert SUMMARY_KEYS <= set(row)
+    # GBBN draws two batches per step: twice the samples of CE in the same epochs.
+    assert study["summary"]["allnc-no-hycon"]["samples_seen"] == 2 * runs[0]["samples_seen"]
+
+
+def test_ce_2x_sees_as_many_samples_as_gbbn():
+    study = run_study(methods=["ce-2x", "gbbn"], seeds=[0], epochs=1, n_max=30,
+                      imbalance_ratio=10, device="cpu", progress=False)  # fmt: skip
+    seen = {m: row["samples_seen"] for m, row in study["summary"].items()}
+    assert seen["ce-2x"] == seen["gbbn"] > 0
+    assert study["runs"][0]["epochs"] == 2
+
+
+def test_summary_is_mean_and_sample_std_over_seeds():
+    runs = [
+        {"method": "a", "seed": s, "accuracy": acc, "minority_accuracy": 0.5, "mc_means": 0.0,
+         "mc_weights": 0.0, "nc1": 1.0, "self_duality": 0.2, "samples_seen": 10}
+        for s, acc in enumerate([0.6, 0.8])
+    ]  # fmt: skip
+    row = summarize(runs)["a"]
+    assert row["accuracy_mean"] == pytest.approx(0.7)
+    assert row["accuracy_std"] == pytest.approx(0.1414213562)
+    assert row["minority_accuracy_std"] == 0.0 and row["samples_seen"] == 10
+    assert "70.0 ± 14.1%" in study_table({"a": row})
+
+
+def test_set_values_are_typed_and_checked():
+    assert parse_sets(["lambda_p=3", "rebalance_loss=la", "hycon=False"]) == {
+        "lambda_p": 3, "rebalance_loss": "la", "hycon": False
+    }  # fmt: skip
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_sets(["lambda_p"])
+    with pytest.raises(ValueError, match="no method of this study takes it"):
+        run_study(methods=["ce"], seeds=[0], epochs=1, sets={"lambda_p": 1.0})
+
+
+def test_every_variant_builds():
+    for name, v in VARIANTS.items():
+        assert variant(name) is v and v.description
+        make_method(v.method, MLP(4, hidden=(8,)), 3, [9, 3, 1], **v.options)
+    assert variant("ldam-drw").method == "ldam-drw"
+    with pytest.raises(ValueError, match="unknown method or variant"):
+        variant("allnc-best")
+
+
+def test_cli_refuses_bad_seeds(capsys):
+    with pytest.raises(SystemExit) as err:
+        main(["study", "--seeds", "0,x", *TINY])
+    assert err.value.code == 2 and "--seeds" in capsys.readouterr().err
