@@ -44,7 +44,8 @@ logger = logging.getLogger(__name__)
 
 #: Set to 1 to execute the notebooks with their own (full) parameters instead of SMOKE ones.
 ENV_FULL = "ALLNC_EDU_DOCS_FULL"
-#: How many notebooks execute at once (default: 2, or 1 on a single core).
+#: How many notebooks execute at once (default 1: two papermill kernels started side by side were
+#: seen to hang, a kernel idle while papermill waited for its reply; one at a time never did).
 ENV_JOBS = "ALLNC_EDU_DOCS_JOBS"
 #: Set to 0 to render the notebooks unexecuted (a quick check of everything else).
 ENV_EXECUTE = "ALLNC_EDU_DOCS_EXECUTE"
@@ -53,7 +54,8 @@ CACHE_VERSION = "2"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 PLOTLY_JSON = "application/vnd.plotly.v1+json"
-CELL_TIMEOUT_S = 1800
+#: A cell that runs longer fails the build with papermill's message (inside pytest's 900 s).
+CELL_TIMEOUT_S = 600
 #: A markdown line made only of badge links whose images live elsewhere ("Open in Colab"):
 #: dropped from the pages, which show their own launch buttons and must load nothing remote.
 REMOTE_BADGES = re.compile(r"^\s*(\[!\[[^\]]*\]\(https?://[^)]*\)\]\([^)]*\)\s*)+$")
@@ -263,7 +265,7 @@ def execute_notebooks(app: Sphinx) -> None:
     full = full_parameters()
     params = parameters(full)
     cores = os.cpu_count() or 1
-    jobs = max(1, int(os.environ.get(ENV_JOBS) or min(2, cores)))
+    jobs = max(1, int(os.environ.get(ENV_JOBS) or 1))
     threads = max(1, cores // jobs)
     logger.info(
         f"notebooks: {len(sources)} with {'full' if full else 'SMOKE'} parameters, {jobs} at once"
