@@ -235,6 +235,9 @@ def _build_one(
         start = time.monotonic()
         executed = cache / f"{source.stem}.running.ipynb"
         error = execute(source, executed, params, threads)
+        if error is not None and "timed out" in error:  # a stalled kernel: one fresh try
+            logger.info(f"notebook {source.name}: {error}; executing it once more")
+            error = execute(source, executed, params, threads)
         seconds = time.monotonic() - start
         if error is None:
             executed = executed.replace(cached)
