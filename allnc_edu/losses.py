@@ -312,8 +312,7 @@ class ClassMeanBank(nn.Module):
         An absent class that the bank has seen takes the bank value (detached, a constant); a
         class neither seen nor present is invalid.
         """
-        if form not in P2P_MEAN_FORMS:
-            raise ValueError(f"form must be one of {P2P_MEAN_FORMS}, got {form!r}")
+        check_choice("form", form, P2P_MEAN_FORMS)
         batch, present = self._batch(features, targets)
         bank = self.means.detach()
         value = batch
