@@ -1,6 +1,8 @@
-"""Command line: ``python -m allnc_edu {train,bench,demo,study}`` (also ``allnc-edu``).
+"""Command line: ``python -m allnc_edu {train,evaluate,bench,demo,study}`` (also ``allnc-edu``).
 
     python -m allnc_edu train --dataset mnist1d --imbalance-ratio 100 --method allnc --epochs 3
+    torchrun --standalone --nproc-per-node 2 -m allnc_edu train --method allnc --out runs/ddp
+    python -m allnc_edu evaluate --run runs/allnc --json scores.json
     python -m allnc_edu bench --json bench.json
     python -m allnc_edu demo
     python -m allnc_edu study --methods ce,la,allnc --seeds 0,1,2 --split validation --json s.json
@@ -8,7 +10,8 @@
 Bad arguments, and every error the library raises for a user's input (a ValueError or
 TypeError: a setting out of range, an unusable --out, a run that cannot be resumed, an unsafe or
 broken checkpoint), end with a one-line message on stderr and exit status 2, never a traceback.
-A diverged run exits with status 1.
+A diverged run exits with status 1. Under ``torchrun`` only ``train`` runs (data parallel, one
+process per device); rank 0 prints and writes for all.
 """
 
 from __future__ import annotations
@@ -23,17 +26,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import pick_device
+from . import distributed, pick_device
 from ._checks import check_scalar
 from .allnc import OPTION_CHOICES, AllNCConfig
 from .bench import REFERENCE_WORKERS, run_benchmark
 from .checkpoint import CHECKPOINT_NAME, check_writable_dir, write_json
 from .data import DATASETS, PROFILES, load_dataset
 from .demo import DEMO, DEMO_SMOKE, demo
-from .experiments import DEFAULT_BACKBONES, run_method
+from .experiments import DEFAULT_BACKBONES, evaluate_run, run_method
+from .filelists import FILELIST_DATASETS
 from .methods import METHODS, VARIANTS
 from .models import BACKBONES
-from .records import HISTORY_FILE, RUN_FILE, RunResult
+from .records import HISTORY_FILE, NC_FIELDS, RUN_FILE, RunResult
 from .study import parse_sets, run_study, study_table
 from .train import DEFAULTS, DivergenceError, check_out_dir
 
@@ -161,7 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Neural collapse under class imbalance: train AllNC and "
         "its baselines, benchmark the training loop, run a demo.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,bench,demo,study}")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="{train,evaluate,bench,demo,study}"
+    )
 
     methods = "\n".join(f"  {m:9s} {METHOD_HELP.get(m, '')}" for m in METHODS)
     train = sub.add_parser(
@@ -170,7 +176,13 @@ def build_parser() -> argparse.ArgumentParser:
         description=f"Train one method and report accuracy and NC metrics.\n\nmethods:\n{methods}",
         formatter_class=_Formatter,
     )
-    train.add_argument("--dataset", choices=DATASETS, default="mnist1d", help="data set")
+    train.add_argument(
+        "--dataset",
+        choices=DATASETS,
+        default="mnist1d",
+        metavar="NAME",
+        help=f"data set: {', '.join(DATASETS)}",
+    )
     train.add_argument(
         "--imbalance-ratio",
         type=_number(float, 1),
@@ -212,7 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="SGD momentum",
     )
     train.add_argument(
-        "--weight-decay", type=_number(float, 0), default=5e-3, help="SGD weight decay"
+        "--weight-decay",
+        type=_number(float, 0),
+        help="SGD weight decay (default: 5e-3; the image-file data sets' recipe values)",
     )
     train.add_argument(
         "--warmup-epochs",
@@ -227,8 +241,31 @@ def build_parser() -> argparse.ArgumentParser:
         "CIFAR, 2 MNIST-1D, 1 gaussian: evaluation then takes under 15%% of a run's time)",
     )
     train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 or mps")
-    train.add_argument("--data-root", help="CIFAR folder (MNIST-1D: optional cache folder)")
+    train.add_argument(
+        "--data-root",
+        help="CIFAR folder; image folder of imagenet-lt, inat2018, places-lt (MNIST-1D: "
+        "optional cache folder)",
+    )
     train.add_argument("--download", action="store_true", help="download CIFAR into --data-root")
+    files = train.add_argument_group(f"image-file data sets ({', '.join(FILELIST_DATASETS)})")
+    files.add_argument(
+        "--split-dir",
+        help="folder of the split lists, e.g. ImageNet_LT_train.txt (default: --data-root)",
+    )
+    files.add_argument(
+        "--image-size", type=_number(int, 8), help="side of the training crops (default: 224)"
+    )
+    files.add_argument(
+        "--workers",
+        type=_number(int, 0),
+        help="DataLoader worker processes decoding images (default: cores - 1, at most 8)",
+    )
+    train.add_argument(
+        "--split",
+        choices=("test", "validation"),
+        default="test",
+        help="evaluate on the test set or on a validation set held out of the training pool",
+    )
     train.add_argument(
         "--seed",
         type=_number(int),
@@ -237,6 +274,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--no-amp", dest="amp", action="store_false", help="train in float32")
     train.add_argument("--compile", action="store_true", help="torch.compile the backbone")
+    train.add_argument(
+        "--sync-bn",
+        action="store_true",
+        help="under torchrun: BatchNorm statistics over the global batch (SyncBatchNorm, CUDA)",
+    )
     train.add_argument(
         "--out", type=Path, help=f"folder for {CHECKPOINT_NAME}, {RUN_FILE} and {HISTORY_FILE}"
     )
@@ -257,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_allnc_flags(train.add_argument_group("AllNC options (with --method allnc)"))
     train.set_defaults(func=cmd_train)
+    _add_evaluate(sub)
 
     bench = sub.add_parser(
         "bench",
@@ -279,6 +322,25 @@ def build_parser() -> argparse.ArgumentParser:
         dest="mnist1d",
         action="store_false",
         help="skip the MNIST-1D AllNC samples/s",
+    )
+    bench.add_argument(
+        "--no-pipeline",
+        dest="pipeline",
+        action="store_false",
+        help="skip the data-pipeline figure (StreamLoader against a PIL reference loader)",
+    )
+    bench.add_argument(
+        "--pipeline-root",
+        help="JPEG image folder for the data-pipeline figure, DIR/<class>/*.jpg or "
+        "DIR/train/<class>/*.jpg (default: synthetic 32x32 JPEGs in a temporary folder)",
+    )
+    bench.add_argument(
+        "--pipeline-images",
+        type=_number(int, 2),
+        help="images per data-pipeline pass (default: 2048)",
+    )
+    bench.add_argument(
+        "--image-size", type=_number(int, 8), default=32, help="data-pipeline crop size"
     )
     bench.add_argument("--quick", action="store_true", help="a smoke test (seconds)")
     bench.add_argument("--json", type=Path, help="write the results to this file")
@@ -309,6 +371,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    """The ``evaluate`` subcommand: score a saved run's checkpoint again on one process."""
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="score a saved run's checkpoint: accuracy and NC metrics, on one process",
+        description="Load the checkpoint and run.json of a run written by `train --out DIR`,\n"
+        "rebuild its data set and method, and measure on one process what its epochs\n"
+        "report: accuracy (overall, many/medium/few shots, minority, per class), training\n"
+        "accuracy and the neural-collapse metrics of the training set. The way to check a\n"
+        "distributed run and to score a saved model.",
+        formatter_class=_Formatter,
+    )
+    evaluate.add_argument(
+        "--run", type=Path, required=True, metavar="DIR", help="folder of the run (train --out DIR)"
+    )
+    evaluate.add_argument(
+        "--split",
+        choices=("test", "validation"),
+        help="evaluation set (default: the run's; MNIST-1D, Gaussian and CIFAR runs can only be "
+        "scored on their own split, whose choice shaped their training pool)",
+    )
+    evaluate.add_argument(
+        "--json",
+        type=Path,
+        metavar="PATH",
+        help="also write the scores here, under the names of the run's history.json: "
+        "accuracy, minority_accuracy, majority_accuracy, many, medium, few, per_class, "
+        "train_acc, nc (nc1, mc_weights, mc_means, ...), with run, method, dataset, split, "
+        "device and epoch",
+    )
+    evaluate.add_argument(
+        "--data-root", metavar="DIR", help="the data folder, if it moved since training"
+    )
+    evaluate.add_argument("--split-dir", metavar="DIR", help="the split lists' folder, if moved")
+    evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 or mps")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+
 def _add_study(sub: argparse._SubParsersAction) -> None:
     """The ``study`` subcommand: methods x seeds, a mean ± std table and a JSON record."""
     names = "\n".join(f"  {n:19s} {v.description}" for n, v in VARIANTS.items())
@@ -319,7 +419,13 @@ def _add_study(sub: argparse._SubParsersAction) -> None:
         f"table and write the runs and the summary as JSON.\n\nmethods:\n{names}",
         formatter_class=_Formatter,
     )
-    study.add_argument("--dataset", choices=DATASETS, default="mnist1d", help="data set")
+    study.add_argument(
+        "--dataset",
+        choices=DATASETS,
+        default="mnist1d",
+        metavar="NAME",
+        help=f"data set: {', '.join(DATASETS)}",
+    )
     study.add_argument("--profile", choices=PROFILES, default="step", help="class sizes")
     study.add_argument(
         "--imbalance-ratio", type=_number(float, 1), default=100.0, help="largest over smallest"
@@ -385,16 +491,14 @@ def _fmt(value: float | None, pct: bool = False) -> str:
 def summary(result: RunResult) -> str:
     """A one-screen text summary of a finished (or stopped) run."""
     cfg, counts = result.config, result.counts
+    groups = {"overall": "accuracy", "many": "many", "medium": "medium", "few": "few",
+              "minority": "minority_accuracy"}  # fmt: skip
+    accuracies = "   ".join(f"{w} {_fmt(getattr(result, g), pct=True)}" for w, g in groups.items())
     lines = [
         f"{result.method} on {cfg.dataset} (imbalance ratio {cfg.imbalance_ratio:g},"
         f" {cfg.profile}, counts {counts[0]}..{counts[-1]}), "
         f"{result.epochs}/{cfg.epochs} epochs on {cfg.device}, {result.train_s:.1f} s training",
-        "test accuracy   overall {}   many {}   medium {}   few {}   minority {}".format(
-            *(
-                _fmt(getattr(result, g), pct=True)
-                for g in ("accuracy", "many", "medium", "few", "minority_accuracy")
-            )
-        ),
+        f"{cfg.split} accuracy   {accuracies}",
         f"train accuracy  {_fmt(result.train_acc, pct=True)}   final loss {_fmt(result.loss)}",
         "neural collapse on the training set (ETF: NC2 distances 0, MC = "
         f"{-1 / (result.num_classes - 1):.3f}; total minority collapse: MC = 1)",
@@ -408,6 +512,29 @@ def summary(result: RunResult) -> str:
     return "\n".join(lines)
 
 
+def _file_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``load_dataset`` options of the image-file data sets; refused for the others."""
+    given = [f"--{n.replace('_', '-')}" for n in ("split_dir", "image_size", "workers")
+             if getattr(args, n) is not None]  # fmt: skip
+    if args.dataset not in FILELIST_DATASETS:
+        if given:
+            raise UsageError(
+                f"{', '.join(given)}: only for {', '.join(FILELIST_DATASETS)}, not {args.dataset}"
+            )
+        return {}
+    if args.data_root is None:
+        raise UsageError(f"--dataset {args.dataset} needs --data-root DIR, the image folder")
+    size = 224 if args.image_size is None else args.image_size
+    return {"split_dir": args.split_dir, "image_size": size}
+
+
+def _weight_decay(args: argparse.Namespace) -> float:
+    """--weight-decay, else the data set's recipe value (``train.DEFAULTS``), else 5e-3."""
+    if args.weight_decay is not None:
+        return args.weight_decay
+    return DEFAULTS.get(args.dataset, {}).get("weight_decay", 5e-3)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     options = _allnc_options(args)
     _check_device(args.device)
@@ -415,10 +542,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UsageError("--resume needs --out DIR, the folder of the run to continue")
     if args.dataset.startswith("cifar") and args.data_root is None:
         raise UsageError(f"--dataset {args.dataset} needs --data-root DIR (and --download)")
+    file_options = _file_options(args)
+    device = distributed.init_from_env(args.device)  # joins torchrun's group, if any
     if args.out is not None:  # before loading data or training anything
-        check_out_dir(args.out, resume=args.resume, overwrite=args.overwrite)
-    try:
-        data = load_dataset(
+        distributed.main_first(
+            lambda: check_out_dir(args.out, resume=args.resume, overwrite=args.overwrite)
+        )
+
+    def load():
+        return load_dataset(
             args.dataset,
             imbalance_ratio=args.imbalance_ratio,
             profile=args.profile,
@@ -426,7 +558,13 @@ def cmd_train(args: argparse.Namespace) -> int:
             download=args.download,
             seed=args.seed,
             n_max=args.n_max,
+            split=args.split,
+            **file_options,
         )
+
+    try:  # rank 0 first: it may download or cache the data the others then read
+        data = distributed.main_first(load)
+        data = data if data is not None else load()
     except OSError as err:  # e.g. no network for --download, an unreadable --data-root
         raise UsageError(f"could not load {args.dataset}: {err}") from None
     try:
@@ -439,28 +577,98 @@ def cmd_train(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             lr=args.lr,
             momentum=args.momentum,
-            weight_decay=args.weight_decay,
+            weight_decay=_weight_decay(args),
             warmup_epochs=args.warmup_epochs,
-            device=args.device,
+            device=device,
             amp=args.amp,
             compile=args.compile,
+            sync_bn=args.sync_bn,
             metrics_every=args.metrics_every,
             out_dir=args.out,
             resume=args.resume,
             overwrite=args.overwrite,
             stop_after=args.stop_after,
             progress=args.progress,
+            workers=args.workers,
             **options,
         )
     except DivergenceError as err:
-        print(f"allnc-edu train: {err}", file=sys.stderr)
+        if distributed.is_main():
+            print(f"allnc-edu train: {err}", file=sys.stderr)
         return 1
+    if not distributed.is_main():  # rank 0 reports for all
+        return 0
     print(summary(result))
     if args.out is not None:
         files = [args.out / name for name in (CHECKPOINT_NAME, RUN_FILE, HISTORY_FILE)]
         print(f"wrote {', '.join(map(str, files[:-1]))} and {files[-1]}")
     if not result.complete:
         print(f"stopped after epoch {result.epochs}: finish with the same command and --resume")
+    return 0
+
+
+#: Classes up to which ``evaluate`` prints every class's accuracy (beyond: the extremes).
+PER_CLASS_SHOWN = 20
+
+
+def _per_class(accuracies: list[float | None]) -> str:
+    """Every class's accuracy, or for many classes the lowest, median and highest."""
+    if len(accuracies) <= PER_CLASS_SHOWN:
+        return "   ".join(f"{k}: {_fmt(a, pct=True)}" for k, a in enumerate(accuracies))
+    known = sorted((a, k) for k, a in enumerate(accuracies) if a is not None)
+    if not known:
+        return f"{len(accuracies)} classes, none in the evaluation set"
+    (low, k_low), (high, k_high) = known[0], known[-1]
+    median = known[len(known) // 2][0]
+    return (
+        f"{len(accuracies)} classes: lowest {_fmt(low, pct=True)} (class {k_low}), median "
+        f"{_fmt(median, pct=True)}, highest {_fmt(high, pct=True)} (class {k_high}); "
+        "all of them with --json"
+    )
+
+
+def evaluation_table(scores: dict[str, Any]) -> str:
+    """The scores of :func:`experiments.evaluate_run` as a few readable lines."""
+    groups = ("accuracy", "many", "medium", "few", "minority_accuracy", "majority_accuracy")
+    words = ("overall", "many", "medium", "few", "minority", "majority")
+    shown = [_fmt(scores[g], pct=True) for g in groups]
+    nc = scores["nc"] or {}
+    lines = [
+        f"{scores['method']} on {scores['dataset']} ({scores['split']} split), checkpoint of "
+        f"epoch {scores['epoch']} in {scores['run']}, evaluated on {scores['device']}",
+        f"{scores['split']} accuracy   "
+        + "   ".join(f"{name} {value}" for name, value in zip(words, shown, strict=True)),
+        f"train accuracy  {_fmt(scores['train_acc'], pct=True)}",
+        f"per class       {_per_class(scores['per_class'])}",
+        "neural collapse on the training set",
+    ]
+    names = [n for n in NC_FIELDS if n in nc]
+    for i in range(0, len(names), 3):
+        lines.append("  " + "   ".join(f"{n} {_fmt(nc[n])}" for n in names[i : i + 3]))
+    return "\n".join(lines)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    _single_process("evaluate")
+    _check_device(args.device)
+    if args.json is not None:  # before the evaluation runs
+        if args.json.is_dir():
+            raise UsageError(f"--json {args.json} is a folder; give a file name")
+        check_writable_dir(args.json.parent)
+    try:
+        scores = evaluate_run(
+            args.run,
+            split=args.split,
+            root=args.data_root,
+            split_dir=args.split_dir,
+            device=args.device,
+        )
+    except OSError as err:  # e.g. an unreadable data folder
+        raise UsageError(f"could not load the run's data: {err} (pass --data-root)") from None
+    print(evaluation_table(scores))
+    if args.json is not None:
+        write_json(args.json, scores)
+        print(f"wrote {args.json}")
     return 0
 
 
@@ -478,6 +686,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         ref_workers=REFERENCE_WORKERS if args.ref_workers is None else args.ref_workers,
         quick=args.quick,
         mnist1d=args.mnist1d,
+        pipeline=args.pipeline,
+        pipeline_root=args.pipeline_root,
+        pipeline_images=args.pipeline_images,
+        image_size=args.image_size,
     )
     if args.json is not None:
         write_json(args.json, result)
@@ -485,7 +697,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _single_process(command: str) -> None:
+    """Refuse ``command`` under torchrun with several processes (only train is data parallel)."""
+    if distributed.env_world_size() > 1:
+        raise UsageError(
+            f"{command} runs in one process; launch it with python -m allnc_edu, not torchrun "
+            "(only train is data parallel)"
+        )
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
+    _single_process("demo")
     demo(
         args.out,
         epochs=args.epochs,
@@ -511,6 +733,7 @@ def _study_command(args: argparse.Namespace) -> str:
 
 
 def cmd_study(args: argparse.Namespace) -> int:
+    _single_process("study")
     _check_device(args.device)
     try:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
@@ -549,9 +772,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except distributed.RankZeroError:  # rank 0 reports the error
+        return 2
     except (UsageError, ValueError, TypeError) as err:
         lines = str(err).strip().splitlines() or [type(err).__name__]
-        parser.exit(2, f"allnc-edu {args.command}: error: {lines[0]}\n")
+        shown = distributed.is_main()  # under torchrun, rank 0 speaks for all
+        parser.exit(2, f"allnc-edu {args.command}: error: {lines[0]}\n" if shown else None)
+    finally:
+        distributed.teardown()
 
 
 if __name__ == "__main__":

@@ -229,6 +229,8 @@ class AllNC(Method):
         self.register_buffer("sampling_log_prior", sampling_log_prior(counts, cfg.q))
         self.needs_balanced_batch = cfg.gbbn
         self.balanced_q = cfg.q
+        # An MLP projection gets no gradient while HyCon is off or deferred.
+        self.unused_parameters = cfg.projection == "mlp" and (not cfg.hycon or cfg.defer > 0)
 
     def _logits(self, features: torch.Tensor) -> torch.Tensor:
         logits = self.head(features)

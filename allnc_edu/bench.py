@@ -11,6 +11,14 @@ batch size on the same synthetic CIFAR-sized uint8 images (no download). Repetit
 medians is the ``speedup``. Our evaluation's images/s (``train.evaluate`` over the same images as
 training and test set: accuracy and NC metrics) is reported beside our training images/s.
 Measured numbers, not timed tests.
+
+The data-pipeline figure (:func:`compare_pipelines`) times the input pipeline alone, for data
+sets streamed from JPEG files: decoded training images per second of ``stream.StreamLoader``
+(``torchvision.io.decode_jpeg`` in the workers, uint8 batches, normalisation on the device)
+against a reference loader as the ImageNet-LT codebases write it (a ``DataLoader`` whose
+workers open each file with PIL and apply ``RandomResizedCrop``, ``RandomHorizontalFlip``,
+``ToTensor`` and ``Normalize``), over the same files with the same workers and batch size, in
+alternating passes of the same run; ``ratio`` is ours over the reference (medians).
 """
 
 from __future__ import annotations
@@ -18,9 +26,11 @@ from __future__ import annotations
 import contextlib
 import os
 import statistics
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,9 +40,11 @@ from torch import nn
 
 from . import pick_device
 from .data import LongTailDataset, load_dataset, long_tail_counts
+from .filelists import IMAGENET_MEAN, IMAGENET_STD
 from .loader import DeviceLoader
 from .methods import make_method
 from .models import build_backbone, resnet32_ldam
+from .stream import StreamLoader
 from .train import (
     DEFAULTS,
     autocast_for,
@@ -327,6 +339,129 @@ def mnist1d_allnc_throughput(device: torch.device, *, epochs: int = 3, seed: int
     }
 
 
+class _PILFiles(torch.utils.data.Dataset):
+    """The reference's dataset over image files: PIL opens and converts each, then ``transform``."""
+
+    def __init__(self, root: str, files: list[str], labels: list[int], transform: Callable):
+        self.root, self.files, self.labels, self.transform = root, files, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int):
+        from PIL import Image
+
+        with Image.open(os.path.join(self.root, self.files[i])) as image:
+            return self.transform(image.convert("RGB")), self.labels[i]
+
+
+def pil_file_loader(
+    root: str, files: list[str], labels: list[int], *, batch_size: int, image_size: int,
+    workers: int, pin_memory: bool = False,
+) -> torch.utils.data.DataLoader:  # fmt: skip
+    """The reference pipeline: PIL decoding and the ImageNet training transforms in workers."""
+    import torchvision.transforms as T
+
+    transform = T.Compose([
+        T.RandomResizedCrop(image_size), T.RandomHorizontalFlip(), T.ToTensor(),
+        T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+    ])  # fmt: skip
+    return torch.utils.data.DataLoader(
+        _PILFiles(root, files, labels, transform), batch_size=batch_size, shuffle=True,
+        num_workers=workers, pin_memory=pin_memory, persistent_workers=workers > 0,
+    )  # fmt: skip
+
+
+def image_folder_files(root: str | os.PathLike, images: int, seed: int = 0):
+    """``images`` files of an image folder ``root/<class>/*.jpg`` (or ``root/train/<class>``, as
+    the CIFAR-10 JPEG copy), a seeded choice over all of them: (folder, paths relative to it,
+    labels)."""
+    base = Path(root).expanduser()
+    if (base / "train").is_dir():
+        base = base / "train"
+    classes = sorted(p for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+    found = [(f"{c.name}/{f.name}", k) for k, c in enumerate(classes) for f in sorted(c.iterdir())
+             if f.suffix.lower() in (".jpg", ".jpeg")]  # fmt: skip
+    if len(found) < images:
+        raise ValueError(f"{images} JPEG images wanted, {len(found)} found under {base}/<class>/")
+    pick = np.random.default_rng(seed).choice(len(found), images, replace=False)
+    return str(base), [found[i][0] for i in pick], [found[i][1] for i in pick]
+
+
+def synthetic_jpegs(folder: str | os.PathLike, images: int, seed: int = 0) -> None:
+    """Write ``images`` synthetic 32x32 JPEGs into ``folder/<label>/`` (CIFAR-sized; smooth
+    random colour fields, 4x4 noise upsampled, so they compress like photographs, not noise)."""
+    from torchvision.io import encode_jpeg, write_file
+
+    gen = torch.Generator().manual_seed(seed)
+    for i in range(images):
+        small = torch.randint(0, 256, (1, 3, 4, 4), generator=gen).float()
+        image = F.interpolate(small, size=(32, 32), mode="bilinear").round().to(torch.uint8)[0]
+        out = Path(folder) / str(i % 10)
+        out.mkdir(parents=True, exist_ok=True)
+        write_file(str(out / f"{i:05d}.jpg"), encode_jpeg(image, quality=90))
+
+
+def compare_pipelines(
+    device: torch.device,
+    root: str,
+    files: list[str],
+    labels: list[int],
+    *,
+    batch_size: int,
+    image_size: int,
+    workers: int,
+    reps: int,
+    seed: int = 0,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Interleaved decoded training images/s of the PIL reference loader and StreamLoader over
+    the same files (each pass: every image once, batches on ``device`` ready for a model)."""
+    y = torch.tensor(labels)
+    with _no_worker_count_warning():
+        ref = pil_file_loader(root, files, labels, batch_size=batch_size, image_size=image_size,
+                              workers=workers, pin_memory=device.type == "cuda")  # fmt: skip
+
+    def ref_pass() -> int:
+        n = 0
+        with _no_worker_count_warning():
+            for x, yb in ref:
+                x.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+                n += len(yb)
+        return n
+
+    def our_pass(epoch: int) -> int:
+        loader = StreamLoader(
+            files, y, batch_size, train=True, image_size=image_size, root=root,
+            mean=IMAGENET_MEAN, std=IMAGENET_STD, seed=seed * 100_003 + epoch, device=device,
+            workers=workers,
+        )  # fmt: skip
+        return sum(len(yb) for _, yb in loader)
+
+    _timed(device, ref_pass)  # warm-up passes (worker start-up, file cache), excluded
+    _timed(device, lambda: our_pass(0))
+    ref_runs, our_runs = [], []
+    for r in range(reps):
+        ref_runs.append(_timed(device, ref_pass))
+        our_runs.append(_timed(device, lambda r=r: our_pass(r + 1)))
+        log(f"  rep {r + 1}/{reps}: PIL reference {ref_runs[-1]:7.0f} img/s, "
+            f"StreamLoader {our_runs[-1]:7.0f} img/s")  # fmt: skip
+    ref_med, our_med = statistics.median(ref_runs), statistics.median(our_runs)
+    return {
+        "images": len(files),
+        "image_size": image_size,
+        "batch_size": batch_size,
+        "workers": workers,
+        "reference": {"img_per_s": ref_med, "runs": ref_runs,
+                      "loader": "DataLoader, PIL.Image.open, torchvision transforms "
+                      "(RandomResizedCrop, flip, ToTensor, Normalize) in workers"},
+        "ours": {"img_per_s": our_med, "runs": our_runs,
+                 "loader": "StreamLoader: decode_jpeg + resized crop + flip in workers, uint8 "
+                 "batches, normalisation on the device"},
+        "ratio": our_med / ref_med,
+    }  # fmt: skip
+
+
 def run_benchmark(
     *,
     device: str | torch.device = "auto",
@@ -336,6 +471,10 @@ def run_benchmark(
     ref_workers: int = REFERENCE_WORKERS,
     quick: bool = False,
     mnist1d: bool = True,
+    pipeline: bool = True,
+    pipeline_root: str | os.PathLike | None = None,
+    pipeline_images: int | None = None,
+    image_size: int = 32,
     seed: int = 0,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
@@ -377,6 +516,12 @@ def run_benchmark(
             f"({run['total_s_eval_every_epoch']:.0f} s in all evaluating every epoch, "
             f"{run['total_s_default_cadence']:.0f} s every {run['metrics_every']} epochs)"
         )
+    if pipeline:
+        result["data_pipeline"] = _pipeline(
+            dev, pipeline_root, pipeline_images or (2 * batch_size if quick else 2048),
+            batch_size=batch_size, image_size=image_size, workers=ref_workers, reps=reps,
+            seed=seed, log=log,
+        )  # fmt: skip
     if mnist1d:
         m = mnist1d_allnc_throughput(dev, epochs=1 if quick else 3, seed=seed)
         result["mnist1d_allnc"] = m
@@ -385,3 +530,19 @@ def run_benchmark(
             f"{m['samples_per_s']:.0f} samples/s"
         )
     return result
+
+
+def _pipeline(dev, root, images: int, *, log: Callable[[str], None], seed: int, **kw) -> dict:
+    """:func:`compare_pipelines` on ``images`` JPEGs of the image folder ``root``, or on
+    synthetic JPEGs written to a temporary folder when ``root`` is None; logs the figure."""
+    with tempfile.TemporaryDirectory() as tmp:
+        if root is None:
+            synthetic_jpegs(tmp, images, seed)
+        folder, files, labels = image_folder_files(root or tmp, images, seed)
+        source = f"{folder} ({images} files)" if root is not None else f"{images} synthetic JPEGs"
+        log(f"data pipeline: {source}, image size {kw['image_size']}, {kw['workers']} workers")
+        out = compare_pipelines(dev, folder, files, labels, log=log, seed=seed, **kw)
+    out["source"] = source
+    log(f"data pipeline: PIL reference {out['reference']['img_per_s']:8.0f} img/s, StreamLoader "
+        f"{out['ours']['img_per_s']:8.0f} img/s, ratio {out['ratio']:.2f}x")  # fmt: skip
+    return out

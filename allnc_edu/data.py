@@ -3,6 +3,8 @@
 Every loader returns a :class:`LongTailDataset` of float32, normalised tensors: MNIST-1D as
 (N, 1, 40), CIFAR images as (N, 3, 32, 32), Gaussians as (N, d). Training sets are long-tailed
 (counts from :func:`long_tail_counts`); test sets stay balanced. Nothing downloads unless asked.
+:func:`load_dataset` also names the image-file data sets of :mod:`filelists` (ImageNet-LT,
+iNaturalist 2018, Places-LT), which come as paths and labels, not tensors.
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ import numpy as np
 import torch
 
 from ._checks import ArrayLike, as_counts, check_choice, check_num_classes, check_scalar
+from .filelists import FILELIST_DATASETS, FileListDataset, load_filelist
 from .geometry import simplex_etf
 
 PROFILES = ("exp", "step")
 SPLITS = ("test", "validation")
 #: Validation images held out of each CIFAR class with ``split="validation"`` (a tenth).
 CIFAR_VALIDATION = {10: 500, 100: 50}
-DATASETS = ("mnist1d", "gaussian", "cifar10-lt", "cifar100-lt")
+DATASETS = ("mnist1d", "gaussian", "cifar10-lt", "cifar100-lt", *FILELIST_DATASETS)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
@@ -37,7 +40,9 @@ class LongTailDataset:
     ``train_x`` is ``(N, *input_shape)``, ``train_y`` (N,) int64 with ``counts[k]`` samples of
     class k; ``test_x`` / ``test_y`` likewise for the test set. ``mean`` / ``std`` are the
     per-channel statistics used for normalisation (None when the data came normalised);
-    ``seed`` the seed that drew the data (None when not known).
+    ``seed`` the seed that drew the data (None when not known). ``split`` says what
+    ``test_x`` holds ("test", or "validation": held out of the training pool); ``root`` is the
+    folder the data was read from or cached in (None when generated without one).
     """
 
     name: str
@@ -54,6 +59,8 @@ class LongTailDataset:
     mean: list[float] | None = None
     std: list[float] | None = None
     seed: int | None = None
+    split: str = "test"
+    root: str | None = None
 
 
 def long_tail_counts(
@@ -232,6 +239,8 @@ def load_mnist1d_lt(
         imbalance_ratio=float(imbalance_ratio),
         profile=profile,
         seed=seed,
+        split=split,
+        root=None if cache_dir is None else str(Path(cache_dir).resolve()),
     )
 
 
@@ -452,6 +461,8 @@ def load_cifar_lt(
         mean=mean,
         std=std,
         seed=seed,
+        split=split,
+        root=str(root.resolve()),
     )
 
 
@@ -468,18 +479,33 @@ def load_dataset(
     seed: int = 0,
     n_max: int | None = None,
     split: str = "test",
-) -> LongTailDataset:
-    """Load a long-tailed data set by name: "mnist1d", "gaussian", "cifar10-lt", "cifar100-lt".
+    split_dir: str | os.PathLike | None = None,
+    image_size: int = 224,
+) -> LongTailDataset | FileListDataset:
+    """Load a long-tailed data set by name: "mnist1d", "gaussian", "cifar10-lt", "cifar100-lt",
+    or one of the image-file data sets "imagenet-lt", "inat2018", "places-lt".
 
     ``n_max`` is the head-class size (defaults: 500 for MNIST-1D and Gaussians, 5000 / 500 for
     CIFAR-10 / CIFAR-100). For MNIST-1D ``root`` is an optional cache folder; for CIFAR it is
     the data folder (required). ``split="validation"`` puts a class-balanced validation set,
     held out of the training pool, in place of the test set (MNIST-1D and CIFAR; see
     ``load_mnist1d_lt`` and ``load_cifar_lt``): tune on it, report on ``split="test"``.
+
+    The image-file data sets come as a ``filelists.FileListDataset`` (paths, not tensors) read
+    from their split lists in ``split_dir`` (default: ``root``), images under ``root``, decoded
+    at ``image_size`` while training (``filelists.load_filelist``; what ``split`` means for
+    each is in the ``filelists`` docstring). Their class counts are the train list's:
+    ``imbalance_ratio`` and ``profile`` are ignored, ``n_max`` and ``download`` refused.
     """
     check_choice("split", split, SPLITS)
     check_choice("name", name, DATASETS)
     check_scalar("download", download, kind=bool)
+    if name in FILELIST_DATASETS:
+        if download or n_max is not None:
+            raise ValueError(
+                f"{name} is read from its split lists as they are: no download, no n_max"
+            )
+        return load_filelist(name, root, split_dir, split=split, image_size=image_size)
     if name == "mnist1d":
         return load_mnist1d_lt(
             imbalance_ratio,

@@ -5,6 +5,8 @@
 groups) and the neural-collapse metrics of the last epoch as properties (``result.accuracy``,
 ``result.mc_means``, ...), and one ``EpochRecord`` per epoch. ``compare_methods`` does it for
 several named runs on the same data; ``key_numbers`` keeps each run's JSON-friendly scalars.
+``evaluate_run`` scores a saved run again on one process (``dataset_for`` and ``method_for``
+rebuild its data and its method from its ``records.RunConfig``).
 Minority classes are ``groups.minority_classes(counts)``: the K - K//2 classes with the fewest
 training samples. Tables are ``report.results_table``; figures of runs are in ``plots``
 (``simplex_views``, ``runs_slider``, ``epoch_slider``).
@@ -19,12 +21,18 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
+from torch import nn
 
-from .data import LongTailDataset, load_dataset
+from . import pick_device
+from ._checks import check_choice
+from .checkpoint import CHECKPOINT_NAME, load_checkpoint
+from .data import SPLITS, LongTailDataset, load_dataset
+from .filelists import FILELIST_DATASETS, FileListDataset
+from .groups import minority_classes
 from .methods import make_method
-from .models import build_backbone
-from .records import RunResult
-from .train import fit
+from .models import BACKBONES, build_backbone
+from .records import RUN_FILE, RunConfig, RunResult
+from .train import epoch_scores, evaluate, fit, to_device_tensor
 
 #: The backbone ``run_method`` uses for each data set when none is named.
 DEFAULT_BACKBONES = {
@@ -32,6 +40,9 @@ DEFAULT_BACKBONES = {
     "gaussian": "mlp",
     "cifar10-lt": "resnet32-ldam",
     "cifar100-lt": "resnet32-ldam",
+    "imagenet-lt": "resnext50_32x4d",
+    "inat2018": "resnet50",
+    "places-lt": "resnet50",
 }
 
 _FIT_OPTIONS = frozenset(inspect.signature(fit).parameters) - {"method", "dataset", "epochs"}
@@ -121,3 +132,137 @@ def load_ratios(name: str, ratios: Sequence[float], **options: Any) -> dict[floa
             r: load_dataset(name, imbalance_ratio=r, **{**options, "root": os.fspath(cache)})
             for r in ratios
         }
+
+
+def dataset_for(
+    config: RunConfig,
+    *,
+    split: str | None = None,
+    root: str | os.PathLike | None = None,
+    split_dir: str | os.PathLike | None = None,
+) -> LongTailDataset | FileListDataset:
+    """The data set a run trained on, loaded again from its config: the same name, imbalance
+    ratio, profile, head-class size and data seed, with ``split`` (default ``config.split``).
+
+    ``root`` and ``split_dir`` replace the folders the run recorded (``config.data_root``,
+    ``config.split_dir``), for data that has moved; split lists that lay in the data folder are
+    looked for in the new ``root``. A recorded folder that is gone is an error naming the flag to
+    pass (MNIST-1D's optional cache folder is then skipped: the signals are generated again,
+    identically).
+    """
+    split = config.split if split is None else check_choice("split", split, SPLITS)
+    if split_dir is None and root is not None and config.split_dir == config.data_root:
+        split_dir = root
+    extra: dict[str, Any] = {}
+    for name, given, recorded, flag in (
+        ("root", root, config.data_root, "--data-root"),
+        ("split_dir", split_dir, config.split_dir, "--split-dir"),
+    ):
+        folder = given if given is not None else recorded
+        if folder is None:
+            continue
+        if given is None and not os.path.isdir(folder):
+            if config.dataset == "mnist1d":
+                continue
+            raise ValueError(
+                f"the run's data folder {folder} is gone: pass {flag} (or {name}=) where it is now"
+            )
+        extra[name] = os.fspath(folder)
+    if config.dataset in FILELIST_DATASETS:  # the lists fix the counts: no n_max
+        if config.image_size is not None:
+            extra["image_size"] = config.image_size
+    else:
+        extra["n_max"] = config.n_max
+    seed = config.seed if config.data_seed is None else config.data_seed
+    return load_dataset(
+        config.dataset,
+        imbalance_ratio=config.imbalance_ratio,
+        profile=config.profile,
+        seed=seed,
+        split=split,
+        **extra,
+    )
+
+
+def method_for(config: RunConfig, dataset: LongTailDataset | FileListDataset) -> nn.Module:
+    """The method a run's config describes, freshly initialised: the backbone
+    ``config.backbone`` for ``dataset.input_shape`` under ``methods.make_method(config.method,
+    ..., **config.method_options)``. Load a checkpoint's ``"model"`` into it for the trained one.
+    """
+    if config.backbone not in BACKBONES:
+        raise ValueError(
+            f"the run's backbone {config.backbone!r} is not a models.BACKBONES name, so it cannot "
+            f"be rebuilt; known: {', '.join(BACKBONES)}"
+        )
+    backbone = build_backbone(config.backbone, dataset.input_shape)
+    return make_method(
+        config.method, backbone, dataset.num_classes, dataset.counts, **config.method_options
+    )
+
+
+def evaluate_run(
+    run_dir: str | os.PathLike,
+    *,
+    split: str | None = None,
+    root: str | os.PathLike | None = None,
+    split_dir: str | os.PathLike | None = None,
+    device: str | torch.device = "auto",
+) -> dict[str, Any]:
+    """Score a saved run on one process: its checkpoint's weights on its data, rebuilt from its
+    ``run.json`` (:func:`dataset_for`, :func:`method_for`), through ``train.evaluate`` with the
+    run's autocast setting, so a run scores what its last epoch reported.
+
+    ``split`` defaults to the run's. Another split is only for file-list data sets (their
+    training list does not depend on it); for the others the validation set is held out of the
+    training pool, so a run can only be scored on the split it trained with.
+
+    Returns ``{"run", "method", "dataset", "split", "device", "epoch"}`` (the checkpoint's
+    epoch) and the ``records.EpochRecord`` fields of an evaluation, under the same names:
+    ``train_acc``, ``accuracy``, ``minority_accuracy``, ``majority_accuracy``, ``many``,
+    ``medium``, ``few``, ``per_class`` (K,) and ``nc`` (``metrics.NCMetrics.as_dict()``: ``nc1``,
+    ``mc_weights``, ...). Every failure is a ValueError in one line.
+    """
+    folder = os.fspath(run_dir)
+    if not os.path.isfile(os.path.join(folder, RUN_FILE)):
+        raise ValueError(f"no run in {folder}: it has no {RUN_FILE} (train with --out DIR first)")
+    run = RunResult.load(folder)
+    config = run.config
+    split = config.split if split is None else check_choice("split", split, SPLITS)
+    if split != config.split and config.dataset not in FILELIST_DATASETS:
+        raise ValueError(
+            f"this {config.dataset} run trained with split={config.split!r}, whose training pool "
+            f"depends on the split; it can only be scored on {config.split!r}"
+        )
+    ckpt = os.path.join(folder, CHECKPOINT_NAME)
+    if not os.path.isfile(ckpt):
+        raise ValueError(f"no {CHECKPOINT_NAME} in {folder}: the run kept no weights to score")
+    state = load_checkpoint(ckpt)
+    dataset = dataset_for(config, split=split, root=root, split_dir=split_dir)
+    method = method_for(config, dataset)
+    try:
+        method.load_state_dict(state["model"])
+    except (KeyError, RuntimeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{ckpt} does not fit the run's {config.method} model: {first}") from None
+    dev = pick_device(device)
+    tensors = isinstance(dataset, LongTailDataset)  # else image files, streamed by evaluate
+    layout = config.channels_last and (not tensors or dataset.train_x.ndim == 4)
+    method.to(dev, memory_format=torch.channels_last if layout else torch.preserve_format)
+    inputs = {}
+    if tensors:  # as fit passes them
+        inputs = {
+            "train_x": to_device_tensor(dataset.train_x, dev, layout),
+            "test_x": to_device_tensor(dataset.test_x, dev, layout),
+        }
+    ev = evaluate(method, dataset, amp=config.amp, **inputs)
+    measured = epoch_scores(ev, minority_classes(dataset.counts))
+    measured.pop("geometry", None)
+    return {
+        "run": folder,
+        "method": config.method,
+        "dataset": config.dataset,
+        "split": split,
+        "device": str(dev),
+        "epoch": int(state.get("epoch", run.epochs)),
+        **measured,
+    }

@@ -72,15 +72,37 @@ def accuracy_by_group(predictions: ArrayLike, labels: ArrayLike, counts: ArrayLi
         )
     pred = _labels(pred, pred.numel(), k, "predictions")
     y = _labels(_as_tensor(labels), pred.numel(), k, "labels")
-    correct = (pred == y).to(torch.float64)
+    correct, total = class_hits(pred, y, k)
+    return accuracy_from_counts(correct, total, n)
 
-    def accuracy(mask: torch.Tensor) -> float | None:
-        return float(correct[mask].mean()) if mask.any() else None
 
-    out: dict = {"overall": float(correct.mean())}
+def class_hits(predictions: torch.Tensor, labels: torch.Tensor, k: int) -> tuple[torch.Tensor, ...]:
+    """Per-class (K,) int64 counts of correct predictions and of samples, for (N,) predicted
+    and true classes: the exact statistics behind every accuracy, summable over parts of a set
+    (e.g. the ranks of a data parallel run)."""
+    hit = labels[predictions == labels]
+    return torch.bincount(hit, minlength=k), torch.bincount(labels, minlength=k)
+
+
+def accuracy_from_counts(correct: ArrayLike, total: ArrayLike, counts: ArrayLike) -> dict:
+    """:func:`accuracy_by_group` from per-class (K,) correct and total counts (:func:`class_hits`)
+    of the evaluated samples; ``counts`` (K,) training samples per class define the groups."""
+    n = as_counts(counts)
+    k = n.numel()
+    correct = _as_tensor(correct).to(torch.float64)
+    total = _as_tensor(total).to(torch.float64)
+    if correct.shape != (k,) or total.shape != (k,) or not total.sum() > 0:
+        raise ValueError(f"correct and total must be ({k},) counts of at least one sample")
+
+    def accuracy(classes: list[int]) -> float | None:
+        idx = torch.as_tensor(classes, dtype=torch.long)
+        seen = total[idx].sum()
+        return float(correct[idx].sum() / seen) if seen > 0 else None
+
+    out: dict = {"overall": float(correct.sum() / total.sum())}
     for name, classes in shot_groups(n.tolist()).items():
-        out[name] = accuracy(torch.isin(y, torch.as_tensor(classes, dtype=torch.long)))
-    per_class = [accuracy(y == c) for c in range(k)]
+        out[name] = accuracy(classes)
+    per_class = [accuracy([c]) for c in range(k)]
     minority = minority_classes(n.tolist())
     out["minority"] = mean_over(per_class, minority)
     out["majority"] = mean_over(per_class, [c for c in range(k) if c not in minority])

@@ -3,6 +3,14 @@
 No worker processes, no PIL, no per-image Python: each batch is one index gather, and the CIFAR
 augmentation (random crop with zero padding plus horizontal flip) runs on whole batches on the
 same device. Random numbers come from a seeded ``torch.Generator`` on that device.
+
+Data parallel training shares one global order between ranks: every rank draws the same epoch
+order (:func:`epoch_order`, from the same seed) and the same augmentation for the whole global
+batch, then keeps its stride of it (:func:`rank_share`: rank r of N takes ``batch[r::N]``). The
+ranks' shares of a step are exactly the single-process batch, so a sample is seen once per epoch
+across ranks and the steps per epoch do not depend on N. :func:`epoch_seed`,
+:func:`balanced_weights`, :func:`num_batches` and :func:`shard_drop_last` are the pieces a
+streaming loader (``stream.StreamLoader``) reuses.
 """
 
 from __future__ import annotations
@@ -11,6 +19,8 @@ from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
+
+from ._checks import check_scalar
 
 SAMPLINGS = ("instance", "balanced")
 
@@ -60,11 +70,77 @@ def random_crop_flip(
     probability 1/2. ``generator`` must live on ``x.device``; None uses the global RNG."""
     if int(padding) != padding or padding < 0:
         raise ValueError(f"padding must be an integer >= 0, got {padding!r}")
-    b, dev = x.shape[0], x.device
-    dy = torch.randint(0, 2 * padding + 1, (b,), generator=generator, device=dev)
-    dx = torch.randint(0, 2 * padding + 1, (b,), generator=generator, device=dev)
-    flip = torch.rand(b, generator=generator, device=dev) < 0.5
+    dy, dx, flip = crop_flip_params(x.shape[0], int(padding), generator, x.device)
     return crop_flip(x, dy, dx, flip, int(padding))
+
+
+def crop_flip_params(
+    b: int, padding: int, generator: torch.Generator | None, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The random draws of :func:`random_crop_flip` for a batch of ``b``: (b,) offsets dy, dx
+    in [0, 2 * padding] and (b,) flips, drawn in that order from ``generator``."""
+    dy = torch.randint(0, 2 * padding + 1, (b,), generator=generator, device=device)
+    dx = torch.randint(0, 2 * padding + 1, (b,), generator=generator, device=device)
+    flip = torch.rand(b, generator=generator, device=device) < 0.5
+    return dy, dx, flip
+
+
+def epoch_seed(seed: int, epoch: int, *, balanced: bool = False) -> int:
+    """The seed of epoch ``epoch``'s loader in a run seeded ``seed`` (the class-balanced loader
+    of GBBN gets its own): every epoch replays from (seed, epoch) alone, so resume is exact."""
+    return seed * 100_003 + (50_000 if balanced else 0) + epoch
+
+
+def balanced_weights(y: torch.Tensor, q: float) -> torch.Tensor:
+    """(N,) float32 sampling weights n_{y_i}^-q of the balanced sampler, for labels y (N,)."""
+    y_cpu = y.detach().cpu().long()
+    return torch.bincount(y_cpu).double()[y_cpu].pow(-float(q)).float()
+
+
+def epoch_order(
+    n: int,
+    generator: torch.Generator,
+    *,
+    shuffle: bool = True,
+    weights: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The (n,) global sample order of one epoch, on the generator's device (advances it).
+
+    ``weights`` (n,) (:func:`balanced_weights`) draws n samples with replacement (the balanced
+    sampler); else a random permutation (``shuffle``) or the data order. Every rank calls this
+    with an identically seeded generator and gets the same order.
+    """
+    device = generator.device
+    if weights is not None:
+        return torch.multinomial(weights.to(device), n, replacement=True, generator=generator)
+    if shuffle:
+        return torch.randperm(n, generator=generator, device=device)
+    return torch.arange(n, device=device)
+
+
+def num_batches(n: int, batch_size: int, drop_last: bool) -> int:
+    """Global batches per epoch of n samples."""
+    return n // batch_size if drop_last else -(-n // batch_size)
+
+
+def shard_drop_last(n: int, batch_size: int, world_size: int = 1) -> bool:
+    """Whether to drop the last global batch: when it would leave some rank fewer than 2
+    samples (BatchNorm needs 2). With one process: when it holds a single sample."""
+    last = n % batch_size
+    return 0 < last < 2 * world_size
+
+
+def check_rank(rank: int, world_size: int) -> tuple[int, int]:
+    """Validate a (rank, world_size) pair: world_size >= 1 and 0 <= rank < world_size."""
+    world_size = check_scalar("world_size", world_size, kind=int, low=1)
+    rank = check_scalar("rank", rank, kind=int, low=0, high=world_size - 1)
+    return rank, world_size
+
+
+def rank_share(batch: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
+    """Rank ``rank``'s stride of a global batch (or of anything indexed like it): ``batch[rank::
+    world_size]``. Over the ranks the shares partition the batch; their sizes differ by <= 1."""
+    return batch[rank::world_size]
 
 
 class DeviceLoader:
@@ -84,8 +160,13 @@ class DeviceLoader:
             q = 1 class-balanced, q = 0 instance-balanced, q = 2 BBN's reversed sampler).
         q: exponent of the balanced sampler.
         seed: seed of this loader's generator; the same seed replays the same epochs.
+        rank, world_size: this process's share of every global batch of ``batch_size``
+            (:func:`rank_share`); every rank must use the same seed. The augmentation's random
+            draws are made for the global batch and then shared, so the ranks' batches of a
+            step together are the single-process batch (a callable ``augment`` is applied to
+            the rank's share only). ``world_size=1`` is the single-process loader.
 
-    ``len(loader)`` is the number of batches per epoch, the same for both samplings.
+    ``len(loader)`` is the number of global batches per epoch, the same for both samplings.
     """
 
     def __init__(
@@ -101,6 +182,8 @@ class DeviceLoader:
         q: float = 1.0,
         seed: int = 0,
         device: str | torch.device | None = None,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         if x.shape[0] != y.shape[0] or y.ndim != 1:
             raise ValueError(
@@ -131,33 +214,32 @@ class DeviceLoader:
         self.augment = augment
         self.sampling = sampling
         self.q = float(q)
+        self.rank, self.world_size = check_rank(rank, world_size)
         self.generator = torch.Generator(device=self.device).manual_seed(int(seed))
-        y_cpu = y.detach().cpu().long()
-        weights = torch.bincount(y_cpu).double()[y_cpu].pow(-self.q)
-        self.sample_weights = weights.float().to(self.device)
+        self.sample_weights = balanced_weights(y, self.q).to(self.device)
 
     def __len__(self) -> int:
-        n, b = self.x.shape[0], self.batch_size
-        return n // b if self.drop_last else -(-n // b)
+        return num_batches(self.x.shape[0], self.batch_size, self.drop_last)
 
     def epoch_indices(self) -> torch.Tensor:
-        """The (N,) sample indices of the next epoch, on the device (advances the generator)."""
-        n = self.x.shape[0]
-        if self.sampling == "balanced":
-            return torch.multinomial(
-                self.sample_weights, n, replacement=True, generator=self.generator
-            )
-        if self.shuffle:
-            return torch.randperm(n, generator=self.generator, device=self.device)
-        return torch.arange(n, device=self.device)
+        """The (N,) global sample order of the next epoch, on the device (advances the
+        generator)."""
+        weights = self.sample_weights if self.sampling == "balanced" else None
+        return epoch_order(self.x.shape[0], self.generator, shuffle=self.shuffle, weights=weights)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = self.epoch_indices()
+        r, n = self.rank, self.world_size
         for i in range(len(self)):
             idx = order[i * self.batch_size : (i + 1) * self.batch_size]
-            xb, yb = self.x[idx], self.y[idx]
             if self.augment == "crop_flip":
-                xb = random_crop_flip(xb, 4, self.generator)
-            elif self.augment is not None:
+                params = crop_flip_params(len(idx), 4, self.generator, self.device)
+                idx = rank_share(idx, r, n)
+                dy, dx, flip = (rank_share(t, r, n) for t in params)
+                yield crop_flip(self.x[idx], dy, dx, flip, 4), self.y[idx]
+                continue
+            idx = rank_share(idx, r, n)
+            xb = self.x[idx]
+            if self.augment is not None:
                 xb = self.augment(xb)
-            yield xb, yb
+            yield xb, self.y[idx]

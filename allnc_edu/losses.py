@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import distributed
 from ._checks import ArrayLike, as_counts, check_choice, check_scalar
 from .geometry import etf_gram
 
@@ -265,6 +266,17 @@ class ClassMeanBank(nn.Module):
     seen. A class never seen is marked missing (``seen[k]`` False) and is never used: it is not
     silently set to zero. Buffers (float32): ``means`` (K, d) and ``seen`` (K,) bool; both are
     saved in ``state_dict``, so checkpoints keep the bank.
+
+    Data parallel (a ``torch.distributed`` group is up): the batch is the global batch, the
+    union of the ranks' shares. Each rank computes per-class sums S_k^r and counts n_k^r of its
+    share; they are all-reduced (summed) before dividing, so batch_mean_k = sum_r S_k^r /
+    sum_r n_k^r on every rank and every rank holds the same bank. :meth:`update` uses the plain
+    all-reduce. :meth:`p2p_means` all-reduces the sums through autograd, and the gradient is
+    then exactly that of the single-process P2P on the global batch: every rank computes the
+    same loss L(S) with S = sum_r S^r; the backward of the sum-all-reduce sums the ranks'
+    (equal) gradients dL/dS, so rank r's features z_i get N dL/dS_{y_i}; DDP averages the
+    parameter gradients over the N ranks, (1/N) sum_r N sum_{i in r} dL/dS_{y_i} dz_i/dtheta =
+    sum_{all i} dL/dS_{y_i} dz_i/dtheta, the gradient of L on the whole batch.
     """
 
     means: torch.Tensor
@@ -278,14 +290,25 @@ class ClassMeanBank(nn.Module):
         self.register_buffer("means", torch.zeros(self.num_classes, self.dim))
         self.register_buffer("seen", torch.zeros(self.num_classes, dtype=torch.bool))
 
-    def _batch(self, features: torch.Tensor, targets: torch.Tensor):
+    def _batch(
+        self, features: torch.Tensor, targets: torch.Tensor, differentiable: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The global batch's class means and presence, ((K, d), (K,) bool), from per-class sums
+        and counts all-reduced over the ranks (this rank's alone without a process group)."""
         if features.ndim != 2 or features.shape[1] != self.dim:
             raise ValueError(f"features must be (B, {self.dim}), got {tuple(features.shape)}")
-        return batch_class_means(features.float(), targets, self.num_classes)
+        x = features.float()
+        sums = torch.zeros(self.num_classes, self.dim, device=x.device).index_add(0, targets, x)
+        counts = torch.bincount(targets, minlength=self.num_classes).to(x.dtype)
+        if distributed.is_initialized():  # one all-reduce of [sums | counts], (K, d + 1)
+            both = torch.cat([sums, counts[:, None]], dim=1)
+            both = distributed.all_reduce_sum(both, differentiable=differentiable)
+            sums, counts = both[:, :-1], both[:, -1].detach()
+        return sums / counts.clamp_min(1)[:, None], counts > 0
 
     @torch.no_grad()
     def update(self, features: torch.Tensor, targets: torch.Tensor) -> None:
-        """Fold one batch's class means into the bank (features are detached)."""
+        """Fold one (global) batch's class means into the bank (features are detached)."""
         batch, present = self._batch(features.detach(), targets)
         mixed = torch.where(
             self.seen[:, None], self.momentum * self.means + (1 - self.momentum) * batch, batch
@@ -313,7 +336,7 @@ class ClassMeanBank(nn.Module):
         class neither seen nor present is invalid.
         """
         check_choice("form", form, P2P_MEAN_FORMS)
-        batch, present = self._batch(features, targets)
+        batch, present = self._batch(features, targets, differentiable=True)
         bank = self.means.detach()
         value = batch
         if form == "ema":

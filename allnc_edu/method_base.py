@@ -33,6 +33,8 @@ class Method(nn.Module):
     - ``classifier() -> (weight (K, d), bias (K,) | None)``: the inference head, for NC metrics.
     - ``class_means() -> (K, d) | None``: the class-mean bank, if the recipe keeps one.
     - ``balanced_q``: exponent q of the balanced sampler (weights proportional to n_k^-q).
+    - ``unused_parameters``: True when some parameters may get no gradient in a step (data
+      parallel training then asks DDP to find them: ``find_unused_parameters``).
     - ``name``: the recipe's name in ``methods.METHODS``, and ``options``: every option it was
       built with, defaults included (both set by ``make_method``; recorded in a run's config).
     """
@@ -41,6 +43,7 @@ class Method(nn.Module):
     options: dict[str, Any] = {}  # noqa: RUF012 (replaced per instance by make_method)
     needs_balanced_batch: bool = False
     balanced_q: float = 1.0
+    unused_parameters: bool = False
 
     def loss(
         self,

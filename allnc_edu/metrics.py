@@ -29,6 +29,7 @@ Conventions (recorded in every result):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -302,6 +303,43 @@ class NCAccumulator:
             for c in y.unique().tolist():
                 rows = centred[y == c]
                 scatter_b[c] = rows.T @ rows
+        self._absorb(n_b, mean_b, scatter_b)
+
+    def state(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Copies of the class statistics: (K,) counts (int64), (K, d) means and the float64
+        within-class scatter ((d, d) pooled, (K, d, d) per class)."""
+        return self._counts.clone(), self._means.clone(), self._scatter.clone()
+
+    def merge(self, other: NCAccumulator | tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> None:
+        """Fold in the statistics of samples seen elsewhere: another accumulator (same K, d and
+        ``within``) or its :meth:`state`. The Chan et al. pairwise update is exact, so merging
+        accumulators fed disjoint parts of a set gives the statistics of one accumulator fed
+        all of it, up to float64 rounding. Only before :meth:`update_agreement` (on both)."""
+        if self._agree_classifier is not None:
+            raise RuntimeError("merge() after update_agreement(): the class means are frozen")
+        if isinstance(other, NCAccumulator):
+            if (other.num_classes, other.dim, other.within) != (self.num_classes, self.dim,
+                                                                self.within):  # fmt: skip
+                raise ValueError("merge needs an accumulator with the same K, d and within")
+            if other._agree_classifier is not None:
+                raise ValueError("merge got an accumulator whose agreement pass has started")
+            other = other.state()
+        counts, means, scatter = other
+        if counts.shape != self._counts.shape or means.shape != self._means.shape:
+            raise ValueError("merge got statistics of another shape")
+        if scatter.shape != self._scatter.shape:
+            raise ValueError("merge got a scatter of another shape")
+        self._absorb(counts.long(), means.double(), scatter.double())
+
+    def reduce_agreement(self, reduce: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        """Replace the NC4 counts by ``reduce`` of them, e.g. a sum over the ranks of a data
+        parallel run (``distributed.all_reduce_sum``), each rank having run
+        :meth:`update_agreement` on its part of the set with the merged class means."""
+        self._agree = reduce(self._agree)
+        self._agree_seen = reduce(self._agree_seen)
+
+    def _absorb(self, n_b: torch.Tensor, mean_b: torch.Tensor, scatter_b: torch.Tensor) -> None:
+        """Chan et al.'s exact merge of a part with counts (K,), means (K, d), scatter."""
         n_a = self._counts.to(torch.float64)
         n_new = n_a + n_b
         total = n_new.clamp(min=1)

@@ -11,6 +11,9 @@ Backbones:
 - ``resnet32_glmc()``: CIFAR ResNet-32, stage widths 64/128/256, 256-d features (GLMC's width).
 - ``CNN1D``: a small 1-D CNN for MNIST-1D, inputs (B, 1, 40).
 - ``MLP``: flattens its input.
+- ``ImageNetResNet("resnet50")`` / ``ImageNetResNet("resnext50_32x4d")``: torchvision's
+  ResNet-50 and ResNeXt-50 (32x4d), randomly initialised (``weights=None``), 2048-d features:
+  the backbones of the ImageNet-LT and iNaturalist 2018 literature.
 
 All work with ``channels_last`` inputs and under bfloat16 autocast.
 """
@@ -28,7 +31,8 @@ from torch import nn
 from ._checks import check_num_classes
 from .geometry import simplex_etf
 
-BACKBONES = ("resnet32-ldam", "resnet32-glmc", "cnn1d", "mlp")
+TORCHVISION_BACKBONES = ("resnet50", "resnext50_32x4d")
+BACKBONES = ("resnet32-ldam", "resnet32-glmc", "cnn1d", "mlp", *TORCHVISION_BACKBONES)
 SHORTCUTS = ("A", "B")
 
 
@@ -181,12 +185,40 @@ class MLP(nn.Module):
         return self.net(x.flatten(1))
 
 
+class ImageNetResNet(nn.Module):
+    """torchvision's ResNet-50 or ResNeXt-50 (32x4d) without its classifier: (B, C, H, W) ->
+    features (B, 2048) after the global average pooling.
+
+    ``weights=None``: randomly initialised as torchvision does, nothing is downloaded. The stem
+    (7x7 stride-2 convolution, max pooling) is kept as it is, so small images shrink to 1x1 in
+    the last stage (still a valid, if crude, network: the tests use 32x32). ``in_channels``
+    other than 3 replaces the first convolution with one of that many input channels.
+    ``options`` go to the torchvision constructor (e.g. ``zero_init_residual=True``).
+    """
+
+    def __init__(self, arch: str = "resnet50", in_channels: int = 3, **options) -> None:
+        super().__init__()
+        import torchvision
+
+        if arch not in TORCHVISION_BACKBONES:
+            raise ValueError(f"arch must be one of {TORCHVISION_BACKBONES}, got {arch!r}")
+        net = getattr(torchvision.models, arch)(weights=None, **options)
+        if in_channels != 3:
+            net.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
+        self.feature_dim = int(net.fc.in_features)
+        net.fc = nn.Identity()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
 def build_backbone(name: str, input_shape: Sequence[int], **options) -> nn.Module:
     """Build a backbone by name for inputs of shape ``input_shape`` (without the batch axis).
 
-    Names: "resnet32-ldam", "resnet32-glmc" (input (C, H, W)), "cnn1d" (input (C, L)), "mlp"
-    (any shape). ``options`` go to the constructor (e.g. ``feature_dim`` for "cnn1d"). The
-    result's ``arch`` attribute is ``name``.
+    Names: "resnet32-ldam", "resnet32-glmc", "resnet50", "resnext50_32x4d" (input (C, H, W)),
+    "cnn1d" (input (C, L)), "mlp" (any shape). ``options`` go to the constructor (e.g.
+    ``feature_dim`` for "cnn1d"). The result's ``arch`` attribute is ``name``.
     """
     shape = tuple(int(s) for s in input_shape)
     if not shape or min(shape) < 1:
@@ -196,6 +228,10 @@ def build_backbone(name: str, input_shape: Sequence[int], **options) -> nn.Modul
             raise ValueError(f"{name} needs input_shape (C, H, W), got {shape}")
         build = resnet32_ldam if name == "resnet32-ldam" else resnet32_glmc
         model: nn.Module = build(in_channels=shape[0], **options)
+    elif name in TORCHVISION_BACKBONES:
+        if len(shape) != 3:
+            raise ValueError(f"{name} needs input_shape (C, H, W), got {shape}")
+        model = ImageNetResNet(name, in_channels=shape[0], **options)
     elif name == "cnn1d":
         if len(shape) != 2:
             raise ValueError(f"cnn1d needs input_shape (C, L), got {shape}")

@@ -26,8 +26,9 @@ from .checkpoint import json_safe, write_json
 SCHEMA = 1
 RUN_FILE, HISTORY_FILE = "run.json", "history.json"
 
-#: ``RunConfig`` fields that do not change the run, so a resume may differ in them.
-COSMETIC_FIELDS = ("device", "progress")
+#: ``RunConfig`` fields that do not change the run, so a resume may differ in them (a data
+#: folder may move).
+COSMETIC_FIELDS = ("device", "progress", "data_root", "split_dir")
 
 #: Scalar ``metrics.NCMetrics`` fields, readable by name on ``EpochRecord`` and ``RunResult``.
 NC_FIELDS = (
@@ -88,8 +89,12 @@ class RunConfig:
     the class name), ``method_options`` (every option of the method, defaults included).
     Optimisation: ``epochs``, ``batch_size``, ``lr``, ``momentum``, ``weight_decay``,
     ``warmup_epochs``, ``amp``, ``compile``, ``channels_last``, ``augment``, ``metrics_every``,
-    ``record_geometry``, ``seed``. Cosmetic (``COSMETIC_FIELDS``, ignored by resume):
-    ``device``, ``progress``.
+    ``record_geometry``, ``seed``. Distribution: ``world_size`` (processes that trained it;
+    a resume with another one is refused) and ``sync_bn``. Evaluation data: ``split`` ("test" or
+    "validation"), ``image_size`` (file-list data sets; None otherwise). Cosmetic
+    (``COSMETIC_FIELDS``, ignored by resume): ``device``, ``progress``, ``data_root`` (the data
+    folder, None when built in) and ``split_dir`` (the split lists of a file-list data set).
+    Keys missing from an older ``run.json`` take these defaults.
     """
 
     dataset: str
@@ -113,8 +118,14 @@ class RunConfig:
     metrics_every: int = 1
     record_geometry: bool = False
     seed: int = 0
+    world_size: int = 1
+    sync_bn: bool = False
+    split: str = "test"
+    image_size: int | None = None
     device: str = "cpu"
     progress: bool = True
+    data_root: str | None = None
+    split_dir: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """All fields as plain JSON values."""

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import json
 import math
 import platform
 import random
 import subprocess
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,8 +33,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
-from . import __version__, pick_device
+from . import __version__, distributed, pick_device
 from ._checks import check_scalar
 from .checkpoint import (
     CHECKPOINT_NAME,
@@ -45,11 +48,13 @@ from .checkpoint import (
     set_rng_state,
 )
 from .data import LongTailDataset
-from .groups import accuracy_by_group, mean_over, minority_classes, shot_groups
-from .loader import DeviceLoader
+from .filelists import FileListDataset
+from .groups import accuracy_from_counts, class_hits, mean_over, minority_classes, shot_groups
+from .loader import DeviceLoader, epoch_seed, num_batches, shard_drop_last
 from .metrics import NCAccumulator
 from .progress import RunBar, run_bar
 from .records import HISTORY_FILE, RUN_FILE, EpochRecord, RunConfig, RunResult
+from .stream import StreamLoader, eval_loader
 
 __all__ = [
     "DEFAULTS",
@@ -60,6 +65,7 @@ __all__ = [
     "autocast_for",
     "check_out_dir",
     "cosine_schedule",
+    "epoch_scores",
     "evaluate",
     "fit",
     "seed_everything",
@@ -78,7 +84,14 @@ DEFAULTS: dict[str, dict[str, float]] = {
     "cifar100-lt": {"batch_size": 64, "lr": 0.01, "epochs": 200, "metrics_every": 10},
     "mnist1d": {"batch_size": 128, "lr": 0.1, "epochs": 20, "metrics_every": 2},
     "gaussian": {"batch_size": 128, "lr": 0.1, "epochs": 20, "metrics_every": 1},
-}
+    # The image-file data sets' recipes (global batch; sources in docs/recipes.md).
+    "imagenet-lt": {"batch_size": 256, "lr": 0.1, "epochs": 90, "metrics_every": 10,
+                    "weight_decay": 5e-4},
+    "inat2018": {"batch_size": 256, "lr": 0.1, "epochs": 90, "metrics_every": 10,
+                 "weight_decay": 1e-4},
+    "places-lt": {"batch_size": 256, "lr": 0.1, "epochs": 90, "metrics_every": 10,
+                  "weight_decay": 5e-4},
+}  # fmt: skip
 
 #: Files of a run in ``out_dir``.
 RUN_FILES = (CHECKPOINT_NAME, RUN_FILE, HISTORY_FILE)
@@ -235,7 +248,7 @@ _NC_CHUNK = 16_384
 @torch.no_grad()
 def evaluate(
     method: nn.Module,
-    dataset: LongTailDataset,
+    dataset: LongTailDataset | FileListDataset,
     *,
     train_x: torch.Tensor | None = None,
     test_x: torch.Tensor | None = None,
@@ -243,6 +256,7 @@ def evaluate(
     nc: bool = True,
     geometry: bool = False,
     amp: bool = True,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """Accuracy on the unaugmented training and test sets, and NC metrics of the training set.
 
@@ -260,36 +274,49 @@ def evaluate(
     (None when ``nc=False``)``}``. With ``geometry=True`` (and ``nc``) it also holds
     ``"geometry": {"class_means": (K, d), "classifier": (K, d)}`` as nested lists: the training
     set's class means and the inference classifier, for pictures of the simplex over training.
+
+    Image-file data sets (``filelists.FileListDataset``) stream from disk (``stream``, with
+    ``workers`` decoding processes).
+
+    Under a ``torch.distributed`` process group every rank must call it with the same weights:
+    each evaluates every N-th batch; accuracies come from all-reduced per-class counts (exact)
+    and the NC statistics from the ranks' accumulators merged in rank order
+    (``NCAccumulator.merge``), so every rank returns the single-process result up to float64
+    rounding.
     """
     device = next(method.parameters()).device
-    if train_x is None:
-        train_x = to_device_tensor(dataset.train_x, device, channels_last=True)
-    if test_x is None:
-        test_x = to_device_tensor(dataset.test_x, device, channels_last=True)
+    train_batches = _eval_batches(dataset, "train", train_x, device, batch_size, workers)
+    test_batches = _eval_batches(dataset, "test", test_x, device, batch_size, workers)
     autocast = autocast_for(device, amp)
     was_training = method.training
     method.eval()
     try:
         weight, bias = method.classifier()
         with contextlib.nullcontext() if nc else autocast:
-            train_out = [method(xb) for xb in train_x.split(batch_size)]
+            train_out = [_predict(method, xb, yb, nc) for xb, yb in train_batches]
         with autocast:
-            test_pred = [method(xb).logits.argmax(1) for xb in test_x.split(batch_size)]
+            test_out = [_predict(method, xb, yb, False) for xb, yb in test_batches]
     finally:
         method.train(was_training)
-    train_pred = torch.cat([out.logits.argmax(1) for out in train_out]).cpu()
-    test_pred = torch.cat(test_pred).cpu()
-    train_acc = (train_pred == dataset.train_y).double().mean().item()
-    test = accuracy_by_group(test_pred, dataset.test_y, dataset.counts)
+    k = dataset.num_classes
+    train_y = _cat([yb for _, _, yb in train_out], torch.long)
+    train_hits = _hits([(pred, yb) for pred, _, yb in train_out], k)
+    test_hits = _hits([(pred, yb) for pred, _, yb in test_out], k)
+    train_acc = train_hits[0].sum().item() / train_hits[1].sum().item()
+    test = accuracy_from_counts(*test_hits, dataset.counts)
     result: dict[str, Any] = {"train_acc": train_acc, "test": test, "nc": None}
     if nc:
-        features = torch.cat([out.features for out in train_out]).float().cpu()
-        acc = NCAccumulator(dataset.num_classes, features.shape[1])
-        chunks = list(zip(features.split(_NC_CHUNK), dataset.train_y.split(_NC_CHUNK), strict=True))
+        dim = int(weight.shape[1])
+        features = _cat([h for _, h, _ in train_out], torch.float32, dim)
+        acc = NCAccumulator(k, dim)
+        chunks = list(zip(features.split(_NC_CHUNK), train_y.split(_NC_CHUNK), strict=True))
         for h, y in chunks:
             acc.update(h, y)
+        if distributed.is_initialized():
+            acc = _merge_ranks(acc)
         for h, y in chunks:
             acc.update_agreement(h, y, weight, bias)
+        acc.reduce_agreement(distributed.all_reduce_sum)
         minority = minority_classes(dataset.counts)
         result["nc"] = acc.compute(weight, bias, minority=minority).as_dict()
         if geometry:
@@ -300,9 +327,70 @@ def evaluate(
     return result
 
 
+def _predict(
+    method: nn.Module, x: torch.Tensor, y: torch.Tensor, features: bool
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """One batch's (B,) predictions, (B, d) float32 features (if asked; else None) and labels,
+    left on the device (no host sync)."""
+    out = method(x)
+    return out.logits.argmax(1), out.features.float() if features else None, y
+
+
+def _eval_batches(
+    dataset: LongTailDataset | FileListDataset,
+    part: str,
+    x: torch.Tensor | None,
+    device: torch.device,
+    batch_size: int,
+    workers: int | None = None,
+) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+    """This rank's unaugmented ``(x, y)`` batches of the ``part`` ("train" or "test") set.
+
+    Tensor data sets are cut into batches of ``batch_size`` in data order and rank r of N takes
+    batches r, r + N, ...: each batch is the same computation as in a single process. ``x``
+    may pass the inputs already on ``device``. Image-file data sets stream
+    (``stream.eval_loader``, this rank's stride of every batch, ``workers`` decoding).
+    """
+    r, n = distributed.rank(), distributed.world_size()
+    if isinstance(dataset, FileListDataset):
+        return eval_loader(dataset, part, batch_size=batch_size, device=device, rank=r,
+                           world_size=n, workers=workers)  # fmt: skip
+    if x is None:
+        x = to_device_tensor(getattr(dataset, f"{part}_x"), device, channels_last=True)
+    y = getattr(dataset, f"{part}_y")
+    return list(zip(x.split(batch_size), y.split(batch_size), strict=True))[r::n]
+
+
+def _cat(parts: list[torch.Tensor], dtype: torch.dtype, dim: int | None = None) -> torch.Tensor:
+    """Concatenate, then copy to the CPU; an empty (0,) or (0, dim) tensor for a rank without
+    batches."""
+    if not parts:
+        return torch.empty((0,) if dim is None else (0, dim), dtype=dtype)
+    return torch.cat(parts).cpu().to(dtype)
+
+
+def _hits(pairs: list[tuple[torch.Tensor, torch.Tensor]], k: int) -> tuple[torch.Tensor, ...]:
+    """Per-class (K,) correct and total counts of (predictions, labels) pairs, summed over
+    the ranks (exact integers)."""
+    pred = _cat([p for p, _ in pairs], torch.long)
+    y = _cat([t for _, t in pairs], torch.long)
+    correct, total = class_hits(pred, y, k)
+    return distributed.all_reduce_sum(correct), distributed.all_reduce_sum(total)
+
+
+def _merge_ranks(acc: NCAccumulator) -> NCAccumulator:
+    """Every rank's accumulator merged in rank order: the same, deterministic statistics on
+    every rank, those of one accumulator fed the whole set up to float64 rounding."""
+    merged = NCAccumulator(acc.num_classes, acc.dim, within=acc.within)
+    gathered = [distributed.all_gather_tensors(t) for t in acc.state()]
+    for part in zip(*gathered, strict=True):
+        merged.merge(part)
+    return merged
+
+
 def fit(
     method: nn.Module,
-    dataset: LongTailDataset,
+    dataset: LongTailDataset | FileListDataset,
     *,
     epochs: int,
     batch_size: int | None = None,
@@ -323,12 +411,15 @@ def fit(
     stop_after: int | None = None,
     progress: bool = True,
     record_geometry: bool = False,
+    sync_bn: bool = False,
+    workers: int | None = None,
 ) -> RunResult:
     """Train ``method`` (from ``methods.make_method``) on ``dataset`` and measure every epoch.
 
     Args:
         method: the training recipe (a ``method_base.Method``).
-        dataset: the long-tailed data (``data.LongTailDataset``).
+        dataset: the long-tailed data: tensors (``data.LongTailDataset``, held on the device)
+            or image files (``filelists.FileListDataset``, streamed by ``stream``).
         epochs: length of the run; the cosine schedule spans all of it.
         batch_size: default per dataset (``DEFAULTS``; CIFAR: 64 as in the LT recipe).
         lr: peak learning rate, default per dataset (``DEFAULTS``; CIFAR: 0.01).
@@ -356,6 +447,25 @@ def fit(
         progress: show a progress bar (terminal or notebook).
         record_geometry: also keep, on evaluated epochs, the training set's class means and the
             inference classifier, (K, d) each (``EpochRecord.geometry``).
+        sync_bn: convert BatchNorm to ``nn.SyncBatchNorm`` (statistics over the global batch;
+            CUDA only). Without it each rank normalises by its share's statistics, and rank 0's
+            running statistics are broadcast before every evaluation and checkpoint.
+        workers: decoding processes per rank for image-file data sets (``stream``; default
+            ``stream.default_workers()``); ignored for tensor data sets.
+
+    Data parallel: under a ``torch.distributed`` process group (``torchrun``; see
+    ``distributed.init_from_env``) every rank calls ``fit`` with the same arguments.
+    ``batch_size`` is the global batch: rank r of N trains on ``batch[r::N]`` of every global
+    batch (``loader.rank_share``), so the steps per epoch, the learning-rate schedule and the
+    samples of each step are those of one process, and ``lr`` is per global batch (the same
+    recipe whatever N; to train with a larger global batch, scale ``lr`` linearly with it,
+    Goyal et al. 2017). Gradients are averaged by ``DistributedDataParallel``; AllNC's class-
+    mean bank and P2P's batch means are all-reduced (``losses.ClassMeanBank``), while HyCon's
+    instance-level negatives are the rank's own share of the batch. Only rank 0 writes files
+    and shows the progress bar; every rank reads the checkpoint on resume (several nodes need
+    a shared ``out_dir``); ``world_size`` is recorded, and a resume needs the same one. Each
+    rank's loss is weighted by its share of the step's samples, so the recorded loss is the
+    global batch's (its parts are plain means over the ranks).
 
     Returns:
         A :class:`records.RunResult`: one ``EpochRecord`` per epoch; its summary numbers are
@@ -378,9 +488,19 @@ def fit(
         raise ValueError("resume=True needs out_dir, the folder holding the checkpoint")
     if stop_after is not None:
         stop_after = check_scalar("stop_after", stop_after, kind=int, low=1)
-    images = dataset.train_x.ndim == 4
+    world, rank = distributed.world_size(), distributed.rank()
+    if batch_size < 2 * world:
+        raise ValueError(f"batch_size {batch_size} (global) gives some of the {world} ranks "
+                         "fewer than 2 samples per step; use at least 2 per rank")  # fmt: skip
+    sync_bn = check_scalar("sync_bn", sync_bn, kind=bool)
+    streamed = isinstance(dataset, FileListDataset)  # else tensors held on the device
+    images = len(dataset.input_shape) == 3
     augment = images if augment is None else check_scalar("augment", augment, kind=bool)
     dev = pick_device(device)
+    if world > 1 and dev.type == "cuda" and dev.index is None:  # this rank's GPU
+        dev = torch.device("cuda", torch.cuda.current_device())
+    if sync_bn and dev.type != "cuda":
+        raise ValueError(f"sync_bn needs CUDA (PyTorch's SyncBatchNorm), not {dev.type}")
     channels_last = channels_last and images
     config = RunConfig(
         dataset=dataset.name,
@@ -406,25 +526,51 @@ def fit(
         seed=check_scalar("seed", seed, kind=int),
         device=str(dev),
         progress=bool(progress),
+        world_size=world,
+        sync_bn=sync_bn,
+        split=getattr(dataset, "split", "test"),
+        image_size=getattr(dataset, "image_size", None),
+        data_root=_str_or_none(getattr(dataset, "root", None)),
+        split_dir=_str_or_none(getattr(dataset, "split_dir", None)),
     )
-    out = _prepare_out_dir(out_dir, resume=resume, overwrite=overwrite)
+    out = distributed.main_first(
+        lambda: _prepare_out_dir(out_dir, resume=resume, overwrite=overwrite)
+    )
+    if out is None and out_dir is not None:  # the other ranks read the checkpoint, never write
+        out = Path(out_dir)
+    writes = distributed.is_main()
 
     # Data on the device, once; a fresh loader per epoch seeded by (seed, epoch) makes resume exact.
     method.to(dev, memory_format=torch.channels_last if channels_last else torch.preserve_format)
-    x, y = to_device_tensor(dataset.train_x, dev, channels_last), dataset.train_y.to(dev)
-    test_x = to_device_tensor(dataset.test_x, dev, channels_last)
-    drop_last = len(x) % batch_size == 1  # a last batch of one sample would break BatchNorm
+    if sync_bn:
+        nn.SyncBatchNorm.convert_sync_batchnorm(method)
+    x = y = test_x = None
+    if not streamed:
+        x, y = to_device_tensor(dataset.train_x, dev, channels_last), dataset.train_y.to(dev)
+        test_x = to_device_tensor(dataset.test_x, dev, channels_last)
+    # A last global batch that leaves a rank a single sample (or none) would break BatchNorm.
+    drop_last = shard_drop_last(len(dataset.train_y), batch_size, world)
+
+    def loader(sampling: str, q: float, seed: int) -> DeviceLoader | StreamLoader:
+        """One epoch's loader: this rank's share of every global batch."""
+        kw = dict(sampling=sampling, q=q, seed=seed, drop_last=drop_last, rank=rank,
+                  world_size=world, device=dev)  # fmt: skip
+        if streamed:
+            return StreamLoader(
+                dataset.train_files, dataset.train_y, batch_size, train=augment,
+                image_size=dataset.image_size, root=dataset.root, mean=dataset.mean,
+                std=dataset.std, workers=workers, channels_last=channels_last, **kw,
+            )  # fmt: skip
+        return DeviceLoader(x, y, batch_size, augment="crop_flip" if augment else None, **kw)
 
     def loaders(epoch: int):
-        kw = dict(drop_last=drop_last, augment="crop_flip" if augment else None, device=dev)
-        main = DeviceLoader(x, y, batch_size, seed=seed * 100_003 + epoch, **kw)
+        main = loader("instance", 1.0, epoch_seed(seed, epoch))
         if not getattr(method, "needs_balanced_batch", False):
             return main, None
         q = getattr(method, "balanced_q", 1.0)
-        seed_b = seed * 100_003 + 50_000 + epoch
-        return main, DeviceLoader(x, y, batch_size, sampling="balanced", q=q, seed=seed_b, **kw)
+        return main, loader("balanced", q, epoch_seed(seed, epoch, balanced=True))
 
-    steps_per_epoch = len(loaders(0)[0])
+    steps_per_epoch = num_batches(len(dataset.train_y), batch_size, drop_last)
     total_steps = epochs * steps_per_epoch
     params = [p for p in method.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
@@ -457,18 +603,23 @@ def fit(
         seed_everything(seed)
     if compile:
         _compile_backbone(method)
+    stepper = _DataParallel.wrap(method, dev) if distributed.is_initialized() else method
 
     autocast = autocast_for(dev, amp)
     last = epochs if stop_after is None else min(epochs, stop_after)
     desc = f"{config.method} on {dataset.name}"
-    with run_bar(epochs, done=len(result.history), desc=desc, enabled=progress) as bar:
+    shown = progress and writes
+    with run_bar(epochs, done=len(result.history), desc=desc, enabled=shown) as bar:
         for epoch in range(len(result.history) + 1, last + 1):
             t0 = time.perf_counter()
             main, balanced = loaders(epoch)
             losses, parts, samples = train_epoch(
-                method, optimizer, scheduler, main, balanced, epoch=epoch,
+                stepper, optimizer, scheduler, main, balanced, epoch=epoch,
                 total_steps=total_steps, autocast=autocast, progress=bar,
             )  # fmt: skip
+            if distributed.is_initialized():
+                losses, parts, samples = _over_ranks(losses, parts, samples)
+                distributed.broadcast_buffers(method)  # evaluate and save rank 0's statistics
             finite = torch.isfinite(losses)  # one host sync per epoch, not one per step
             if not finite.all():
                 bad = int((~finite).nonzero()[0])
@@ -476,10 +627,9 @@ def fit(
             train_s = time.perf_counter() - t0
             measured: dict[str, Any] = {}
             if epoch % metrics_every == 0 or epoch == last:
-                ev = evaluate(
-                    method, dataset, train_x=x, test_x=test_x, geometry=record_geometry, amp=amp
-                )
-                measured = _measured(ev, result.minority)
+                ev = evaluate(method, dataset, train_x=x, test_x=test_x, geometry=record_geometry,
+                              amp=amp, workers=workers)  # fmt: skip
+                measured = epoch_scores(ev, result.minority)
             record = EpochRecord(
                 epoch=epoch,
                 lr=scheduler.get_last_lr()[0],
@@ -493,7 +643,7 @@ def fit(
             result.history.append(record)
             result.samples_seen += samples
             result.provenance["finished"] = _now()
-            if ckpt is not None:
+            if ckpt is not None and writes:
                 save_checkpoint(ckpt, {
                     "format": CHECKPOINT_FORMAT, "epoch": epoch,
                     "run": json.dumps(result.run_dict()),
@@ -506,8 +656,9 @@ def fit(
     return result
 
 
-def _measured(ev: dict[str, Any], minority: list[int]) -> dict[str, Any]:
-    """``EpochRecord`` fields from an :func:`evaluate` result."""
+def epoch_scores(ev: dict[str, Any], minority: list[int]) -> dict[str, Any]:
+    """The ``records.EpochRecord`` fields of an :func:`evaluate` result (``train_acc``,
+    ``accuracy``, ``minority_accuracy``, ..., ``nc``, ``geometry``), under their names."""
     test = ev["test"]
     per_class = test["per_class"]
     majority = [c for c in range(len(per_class)) if c not in minority]
@@ -523,6 +674,71 @@ def _measured(ev: dict[str, Any], minority: list[int]) -> dict[str, Any]:
         "nc": ev["nc"],
         "geometry": ev.get("geometry"),
     }
+
+
+#: DDP's switch for not broadcasting buffers at every forward (renamed in recent PyTorch).
+_NO_BUFFER_SYNC = (
+    {"forward_sync_buffers": False}
+    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+    else {"broadcast_buffers": False}
+)
+
+
+class _DataParallel(DistributedDataParallel):
+    """``DistributedDataParallel`` around a method's ``loss``: DDP synchronises the gradients of
+    what runs through its forward, so the forward is ``method.loss`` and ``loss`` calls it.
+
+    ``find_unused_parameters`` is the method's ``unused_parameters`` (AllNC: True when a
+    component may leave parameters without a gradient in a step, e.g. ``defer`` > 0 keeps its
+    projection head idle); the other recipes use every parameter in every step. Buffers are
+    not broadcast at every step (BatchNorm statistics stay per rank; ``fit`` broadcasts rank
+    0's before evaluating).
+    """
+
+    @classmethod
+    def wrap(cls, method: nn.Module, device: torch.device) -> _DataParallel:
+        return cls(
+            _Loss(method),
+            device_ids=[device] if device.type == "cuda" else None,
+            find_unused_parameters=bool(getattr(method, "unused_parameters", False)),
+            **_NO_BUFFER_SYNC,
+        )
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor, **kwargs: Any):
+        """The method's loss on this rank's share, scaled by N b_r / B (b_r samples here, B in
+        the step's global batch): DDP's average of the ranks' gradients is then the gradient
+        of the global batch's mean loss even when a batch splits unevenly, and the gradient
+        of the all-reduced P2P stays exact (sum_r N b_r / B = N)."""
+        loss, parts = self(x, y, **kwargs)
+        mine = torch.tensor(float(len(y)), device=loss.device)
+        return loss * (distributed.world_size() * mine / distributed.all_reduce_sum(mine)), parts
+
+
+class _Loss(nn.Module):
+    """A method's ``loss`` as a module's forward (what DDP wraps)."""
+
+    def __init__(self, method: nn.Module) -> None:
+        super().__init__()
+        self.method = method
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, **kwargs: Any):
+        return self.method.loss(x, y, **kwargs)
+
+
+def _over_ranks(
+    losses: torch.Tensor, parts: dict[str, float], samples: int
+) -> tuple[torch.Tensor, dict[str, float], int]:
+    """An epoch's per-step losses and loss parts averaged over the ranks, samples summed."""
+    n = distributed.world_size()
+    losses = distributed.all_reduce_sum(losses) / n
+    values = torch.tensor(list(parts.values()), dtype=torch.float64)
+    values = distributed.all_reduce_sum(values.to(losses.device)).cpu() / n
+    total = distributed.all_reduce_sum(torch.tensor([samples], device=losses.device))
+    return losses, dict(zip(parts, values.tolist(), strict=True)), int(total.item())
+
+
+def _str_or_none(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 def _postfix(record: EpochRecord) -> dict[str, str]:

@@ -336,9 +336,11 @@ def test_cifar_subset_larger_than_archive_is_refused(tmp_path):
 
 def test_unknown_dataset_lists_the_choices():
     with pytest.raises(
-        ValueError, match="'mnist1d', 'gaussian', 'cifar10-lt', 'cifar100-lt', got 'imagenet-lt'"
+        ValueError,
+        match="'mnist1d', 'gaussian', 'cifar10-lt', 'cifar100-lt', 'imagenet-lt', 'inat2018', "
+        "'places-lt', got 'tiny-imagenet'",
     ):
-        load_dataset("imagenet-lt")
+        load_dataset("tiny-imagenet")
 
 
 def test_cifar_channel_stats_are_exact():

@@ -123,3 +123,16 @@ def test_build_backbone_rejects_bad_names_and_shapes():
     with pytest.raises(ValueError, match=r"\(C, L\)"):
         build_backbone("cnn1d", (3, 32, 32))
     assert build_backbone("cnn1d", (1, 40), feature_dim=16).feature_dim == 16
+
+
+@pytest.mark.parametrize(("name", "grouped"), [("resnet50", False), ("resnext50_32x4d", True)])
+def test_torchvision_backbones_give_2048_features(name: str, grouped: bool) -> None:
+    model = build_backbone(name, (3, 32, 32))
+    assert model.arch == name and model.feature_dim == 2048
+    assert (model.net.layer1[0].conv2.groups == 32) is grouped  # ResNeXt's 32 groups
+    x = torch.randn(2, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    assert model(x).shape == (2, 2048)
+    grey = build_backbone(name, (1, 40, 40))
+    assert grey(torch.randn(2, 1, 40, 40)).shape == (2, 2048)
+    with pytest.raises(ValueError, match=r"needs input_shape \(C, H, W\)"):
+        build_backbone(name, (1, 40))

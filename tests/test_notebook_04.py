@@ -2,9 +2,9 @@
 
 CI runs the SMOKE parameters (runs CE, LA and AllNC; seeds 0 and 1; 20 epochs).
 Every claim is checked on the mean over the seeds, with a margin, never on one seed's ordering.
-The claims about the committed studies (step and exp profiles, 20 epochs, seeds 0 and 1, test
-set) are checked on their JSON files in docs/studies, which also fix the defaults the prose
-states.
+The claims about the committed studies (step and exp profiles, 20 epochs, seeds 0, 1 and 2,
+test set; CE and LA also at AllNC's samples seen) are checked on their JSON files in
+docs/studies, which also fix the defaults the prose states.
 """
 
 from __future__ import annotations
@@ -21,8 +21,13 @@ from allnc_edu.study import summarize
 pytestmark = pytest.mark.notebook
 NAME = "04_allnc_restoration"
 ROOT = Path(__file__).resolve().parents[1]
+SEEDS = (0, 1, 2)
 STUDIES = {
-    profile: [ROOT / f"docs/studies/mnist1d-{profile}-ir100-test-seed{s}.json" for s in (0, 1)]
+    profile: [ROOT / f"docs/studies/mnist1d-{profile}-ir100-test-seed{s}.json" for s in SEEDS]
+    for profile in ("step", "exp")
+}
+SAME_BUDGET = {
+    profile: [ROOT / f"docs/studies/mnist1d-{profile}-ir100-test-2x-seed{s}.json" for s in SEEDS]
     for profile in ("step", "exp")
 }
 ETF = -1 / 9
@@ -65,16 +70,28 @@ def test_p2p_holds_the_minority_classifiers_apart(summary) -> None:
         assert summary["allnc-no-p2p"]["mc_weights_mean"] > ETF + 0.2
 
 
-def _committed(profile: str) -> list[dict]:
-    return [json.loads(path.read_text(encoding="utf-8")) for path in STUDIES[profile]]
+def _committed(profile: str, studies: dict = STUDIES) -> list[dict]:
+    return [json.loads(path.read_text(encoding="utf-8")) for path in studies[profile]]
 
 
 @pytest.mark.parametrize("profile", ["step", "exp"])
 def test_committed_study_allnc_stays_below_la(profile) -> None:
     s = summarize([run for record in _committed(profile) for run in record["runs"]])
-    assert sorted(s["allnc"]["seeds"]) == [0, 1]
+    assert sorted(s["allnc"]["seeds"]) == list(SEEDS)
     for key in ("accuracy_mean", "minority_accuracy_mean"):
         assert s["allnc"][key] < s["la"][key]
+
+
+@pytest.mark.parametrize("profile", ["step", "exp"])
+def test_committed_study_la_at_allncs_budget_is_further_ahead(profile) -> None:
+    """Notebook 04: "further below it when LA sees as many samples as AllNC"."""
+    runs = [run for record in _committed(profile) for run in record["runs"]]
+    runs += [run for record in _committed(profile, SAME_BUDGET) for run in record["runs"]]
+    s = summarize(runs)
+    assert sorted(s["la-2x"]["seeds"]) == list(SEEDS)
+    assert s["la-2x"]["samples_seen"] == s["allnc"]["samples_seen"]
+    for key in ("accuracy_mean", "minority_accuracy_mean"):
+        assert s["allnc"][key] < s["la"][key] < s["la-2x"][key]
 
 
 @pytest.mark.parametrize("profile", ["step", "exp"])

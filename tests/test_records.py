@@ -98,3 +98,19 @@ def test_save_and_load_round_trip(tmp_path) -> None:
         RunResult.load(tmp_path)
     with pytest.raises(ValueError, match="no readable run"):
         RunResult.load(tmp_path / "missing")
+
+
+def test_an_older_run_config_loads_with_the_defaults_of_newer_fields() -> None:
+    new = {"world_size", "sync_bn", "split", "image_size", "data_root", "split_dir"}
+    old = {k: v for k, v in CONFIG.as_dict().items() if k not in new}
+    loaded = RunConfig.from_dict(old)
+    assert loaded == CONFIG and loaded.world_size == 1 and loaded.split == "test"
+    assert loaded.sync_bn is False
+    assert loaded.data_root is None and loaded.split_dir is None and loaded.image_size is None
+
+
+def test_moved_data_folders_are_cosmetic_but_world_size_is_not() -> None:
+    moved = RunConfig.from_dict({**CONFIG.as_dict(), "data_root": "/new", "split_dir": "/lists"})
+    assert CONFIG.differences(moved) == {}
+    wider = RunConfig.from_dict({**CONFIG.as_dict(), "world_size": 2, "split": "validation"})
+    assert CONFIG.differences(wider) == {"world_size": (1, 2), "split": ("test", "validation")}
