@@ -247,15 +247,13 @@ def p2p_loss(
         return torch.where(count >= 2, total / count.clamp_min(1).pow(2), 0.0)
 
 
-def batch_class_means(
+def batch_class_sums(
     features: torch.Tensor, targets: torch.Tensor, num_classes: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-class means of a batch: ((K, d) means, (K,) bool present). Absent rows are 0."""
-    counts = torch.zeros(num_classes, device=features.device, dtype=features.dtype)
-    counts = counts.index_add(0, targets, torch.ones_like(targets, dtype=features.dtype))
+    """Per-class sums and counts of a batch: ((K, d) sums, (K,) counts in the features' dtype)."""
     sums = torch.zeros(num_classes, features.shape[1], device=features.device, dtype=features.dtype)
-    sums = sums.index_add(0, targets, features)
-    return sums / counts.clamp_min(1)[:, None], counts > 0
+    counts = torch.bincount(targets, minlength=num_classes).to(features.dtype)
+    return sums.index_add(0, targets, features), counts
 
 
 class ClassMeanBank(nn.Module):
@@ -297,9 +295,7 @@ class ClassMeanBank(nn.Module):
         and counts all-reduced over the ranks (this rank's alone without a process group)."""
         if features.ndim != 2 or features.shape[1] != self.dim:
             raise ValueError(f"features must be (B, {self.dim}), got {tuple(features.shape)}")
-        x = features.float()
-        sums = torch.zeros(self.num_classes, self.dim, device=x.device).index_add(0, targets, x)
-        counts = torch.bincount(targets, minlength=self.num_classes).to(x.dtype)
+        sums, counts = batch_class_sums(features.float(), targets, self.num_classes)
         if distributed.is_initialized():  # one all-reduce of [sums | counts], (K, d + 1)
             both = torch.cat([sums, counts[:, None]], dim=1)
             both = distributed.all_reduce_sum(both, differentiable=differentiable)
