@@ -7,8 +7,9 @@ Total loss of one step, with t/T = ``progress``:
 
     L = alpha(t) L_conv + (1 - alpha(t)) L_rebal + lambda_h L_HyCon + lambda_p L_P2P
 
-- GBBN (R): a shared backbone and two linear heads. Conventional head W_c: CE on the usual
-  (instance-balanced) batch, driving feature learning. Re-balancing head W_r: CE (or
+- GBBN (R): a shared backbone and two linear heads. Conventional head W_c: CE (or logit
+  adjustment by the training prior, ``conventional_loss``) on the usual (instance-balanced)
+  batch, driving feature learning. Re-balancing head W_r: CE (or
   logit-adjusted CE, adjusted by the batch's own class distribution pi_k proportional to
   n_k^(1-q), ``sampling_log_prior``) on a batch drawn with weights proportional to n_k^-q,
   driving classifier learning. alpha(t) = 1 - (t/T)^gamma moves the weight from the first to
@@ -52,6 +53,7 @@ from .method_base import Method, check_progress
 from .models import LinearHead, ModelOutput
 
 REBALANCE_LOSSES = ("ce", "la")
+CONVENTIONAL_LOSSES = ("ce", "la")
 INFERENCE_HEADS = ("rebalancing", "average")
 PROJECTIONS = ("mlp", "identity")
 BN_PASSES = ("separate", "joint")
@@ -60,6 +62,7 @@ HYCON_SAMPLES = ("all", "conventional", "balanced")
 OPTION_CHOICES = {
     "p2p_mode": P2P_MODES,
     "rebalance_loss": REBALANCE_LOSSES,
+    "conventional_loss": CONVENTIONAL_LOSSES,
     "inference": INFERENCE_HEADS,
     "hycon_weighting": HYCON_WEIGHTINGS,
     "projection": PROJECTIONS,
@@ -118,7 +121,10 @@ class AllNCConfig:
         bank_momentum: m of the class-mean bank EMA and of P2P's bank/batch mix (0.9).
         rebalance_loss: loss of the re-balancing branch, "la" (default: logit adjustment by
             the batch's class distribution, proportional to n_k^(1-q)) or "ce" (R).
-        la_tau: logit-adjustment tau when ``rebalance_loss="la"`` (1).
+        conventional_loss: loss of the conventional branch, "ce" (default, BBN's) or "la"
+            (logit adjustment by the training prior, the class distribution of its
+            instance-balanced batches) (R).
+        la_tau: logit-adjustment tau of either branch's "la" loss (1).
         inference: "rebalancing" (W_r, default) or "average" (mean of both heads' logits) (R).
         hycon_weighting: "balanced" (each class equal, default) or "mean" (R).
         projection: HyCon's head g, "mlp" (Linear-ReLU-Linear, default) or "identity" (R).
@@ -143,6 +149,7 @@ class AllNCConfig:
     p2p_mode: str = "cross"
     bank_momentum: float = 0.9
     rebalance_loss: str = "la"
+    conventional_loss: str = "ce"
     la_tau: float = 1.0
     inference: str = "rebalancing"
     hycon_weighting: str = "balanced"
@@ -268,7 +275,10 @@ class AllNC(Method):
             rebal_logits = self.head(features[n:])
             if cfg.rebalance_loss == "la":
                 rebal_logits = rebal_logits.float() + cfg.la_tau * self.sampling_log_prior
-            parts["conv"] = F.cross_entropy(self.conv_head(features[:n]), y)
+            conv_logits = self.conv_head(features[:n])
+            if cfg.conventional_loss == "la":
+                conv_logits = conv_logits.float() + cfg.la_tau * self.log_prior
+            parts["conv"] = F.cross_entropy(conv_logits, y)
             parts["rebal"] = F.cross_entropy(rebal_logits, yb)
             total = alpha * parts["conv"] + (1.0 - alpha) * parts["rebal"]
             parts["alpha"] = torch.tensor(alpha, device=total.device)
