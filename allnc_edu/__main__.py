@@ -273,6 +273,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="seed of the data subset, the initialisation and the shuffling",
     )
     train.add_argument("--no-amp", dest="amp", action="store_false", help="train in float32")
+    train.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="augment on the device (images: crop + flip, signals: shift by up to 4); "
+        "default: on for images, off for MNIST-1D",
+    )
     train.add_argument("--compile", action="store_true", help="torch.compile the backbone")
     train.add_argument(
         "--sync-bn",
@@ -456,6 +463,13 @@ def _add_study(sub: argparse._SubParsersAction) -> None:
     study.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 or mps")
     study.add_argument("--data-root", help="CIFAR folder (MNIST-1D: optional cache folder)")
     study.add_argument("--no-amp", dest="amp", action="store_false", help="train in float32")
+    study.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="augment on the device (images: crop + flip, signals: shift by up to 4); "
+        "default: on for images, off for MNIST-1D",
+    )
     study.add_argument("--json", type=Path, help="write the runs and the summary here")
     study.add_argument(
         "--no-progress", dest="progress", action="store_false", help="no progress bars"
@@ -581,6 +595,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             warmup_epochs=args.warmup_epochs,
             device=device,
             amp=args.amp,
+            augment=args.augment,
             compile=args.compile,
             sync_bn=args.sync_bn,
             metrics_every=args.metrics_every,
@@ -729,6 +744,8 @@ def _study_command(args: argparse.Namespace) -> str:
             parts.append(f"--{name.replace('_', '-')} {value}")
     parts += [f"--set {item}" for item in args.sets]
     parts += [] if args.amp else ["--no-amp"]
+    if args.augment is not None:
+        parts.append("--augment" if args.augment else "--no-augment")
     return " ".join(parts + ([f"--json {args.json}"] if args.json is not None else []))
 
 
@@ -756,6 +773,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         lr=args.lr,
         device=args.device,
         amp=args.amp,
+        augment=args.augment,
         progress=args.progress,
     )
     print(study_table(study["summary"]))

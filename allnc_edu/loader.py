@@ -85,6 +85,41 @@ def crop_flip_params(
     return dy, dx, flip
 
 
+def shift(x: torch.Tensor, offsets: torch.Tensor, padding: int = 4) -> torch.Tensor:
+    """Crop every signal of a batch from its zero-padded copy: the 1-D analogue of
+    :func:`crop_flip` without the flip (a mirrored MNIST-1D digit is another pattern).
+
+    Args:
+        x: (B, C, L) signals.
+        offsets: (B,) integers in [0, 2 * padding], each crop's start in the padded signal;
+            ``padding`` is the unshifted signal. Out-of-range offsets fail in ``gather``.
+        padding: zeros added at both ends before cropping.
+
+    Returns:
+        (B, C, L) tensor: sample b is x[b] moved by padding - offsets[b] positions, zero-filled.
+    """
+    if x.ndim != 3:
+        raise ValueError(f"x must be a (B, C, L) batch, got shape {tuple(x.shape)}")
+    b, c, length = x.shape
+    if offsets.shape != (b,):
+        raise ValueError(f"offsets must have shape ({b},) for a batch of {b}")
+    xp = F.pad(x, (padding, padding)) if padding else x
+    cols = offsets.view(b, 1, 1) + torch.arange(length, device=x.device)
+    return xp.gather(2, cols.expand(b, c, length))
+
+
+def shift_params(
+    b: int, padding: int, generator: torch.Generator | None, device: torch.device
+) -> tuple[torch.Tensor]:
+    """The random draws of the "shift" augmentation for a batch of ``b``: (b,) offsets in
+    [0, 2 * padding]."""
+    return (torch.randint(0, 2 * padding + 1, (b,), generator=generator, device=device),)
+
+
+#: The built-in augmentations by name: (random draws for a global batch, apply to a batch).
+_AUGMENTATIONS = {"crop_flip": (crop_flip_params, crop_flip), "shift": (shift_params, shift)}
+
+
 def epoch_seed(seed: int, epoch: int, *, balanced: bool = False) -> int:
     """The seed of epoch ``epoch``'s loader in a run seeded ``seed`` (the class-balanced loader
     of GBBN gets its own): every epoch replays from (seed, epoch) alone, so resume is exact."""
@@ -152,8 +187,9 @@ class DeviceLoader:
         batch_size: samples per batch.
         shuffle: a fresh seeded permutation each epoch (instance sampling); else data order.
         drop_last: drop the final short batch.
-        augment: None, ``"crop_flip"`` (:func:`random_crop_flip`, padding 4, seeded by this
-            loader), or any callable mapping a batch to a batch.
+        augment: None, ``"crop_flip"`` (images: :func:`random_crop_flip`, padding 4),
+            ``"shift"`` (signals: :func:`shift`, padding 4), both seeded by this loader, or any
+            callable mapping a batch to a batch.
         sampling: ``"instance"`` (every sample once per epoch) or ``"balanced"`` (each epoch
             draws the same number of samples with replacement, sample i with weight
             n_{y_i}^-q, so class k is drawn with probability proportional to n_k^(1-q):
@@ -199,8 +235,10 @@ class DeviceLoader:
             raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
         if not q >= 0:
             raise ValueError(f"q must be >= 0, got {q!r}")
-        if augment is not None and augment != "crop_flip" and not callable(augment):
-            raise ValueError(f"augment must be None, 'crop_flip' or a callable, got {augment!r}")
+        if augment is not None and augment not in _AUGMENTATIONS and not callable(augment):
+            raise ValueError(
+                f"augment must be None, 'crop_flip', 'shift' or a callable, got {augment!r}"
+            )
         if drop_last and x.shape[0] < batch_size:
             raise ValueError(
                 f"drop_last=True with batch_size {batch_size} > {x.shape[0]} samples gives no batch"
@@ -232,11 +270,12 @@ class DeviceLoader:
         r, n = self.rank, self.world_size
         for i in range(len(self)):
             idx = order[i * self.batch_size : (i + 1) * self.batch_size]
-            if self.augment == "crop_flip":
-                params = crop_flip_params(len(idx), 4, self.generator, self.device)
+            if isinstance(self.augment, str):
+                draw, apply = _AUGMENTATIONS[self.augment]
+                params = draw(len(idx), 4, self.generator, self.device)
                 idx = rank_share(idx, r, n)
-                dy, dx, flip = (rank_share(t, r, n) for t in params)
-                yield crop_flip(self.x[idx], dy, dx, flip, 4), self.y[idx]
+                shares = (rank_share(t, r, n) for t in params)
+                yield apply(self.x[idx], *shares, 4), self.y[idx]
                 continue
             idx = rank_share(idx, r, n)
             xb = self.x[idx]

@@ -426,8 +426,9 @@ def fit(
         momentum: SGD momentum, in [0, 1).
         weight_decay: SGD weight decay, >= 0.
         warmup_epochs: linear learning-rate warm-up (may be fractional), then cosine decay to 0.
-        augment: random crop (padding 4) and horizontal flip on the device; default on for
-            images.
+        augment: on the device, images: random crop (padding 4) and horizontal flip; signals
+            (MNIST-1D): random shift by up to 4 positions, zero-filled. Default on for images,
+            off for signals.
         device: "auto" picks CUDA, then Apple MPS, then CPU.
         amp: bfloat16 autocast where the hardware supports it (``autocast_for``).
         channels_last: channels_last memory format for image models.
@@ -496,6 +497,10 @@ def fit(
     streamed = isinstance(dataset, FileListDataset)  # else tensors held on the device
     images = len(dataset.input_shape) == 3
     augment = images if augment is None else check_scalar("augment", augment, kind=bool)
+    augmentation = {3: "crop_flip", 2: "shift"}.get(len(dataset.input_shape))
+    if augment and augmentation is None:
+        raise ValueError(f"augment needs images (C, H, W) or signals (C, L), not inputs of "
+                         f"shape {tuple(dataset.input_shape)}")  # fmt: skip
     dev = pick_device(device)
     if world > 1 and dev.type == "cuda" and dev.index is None:  # this rank's GPU
         dev = torch.device("cuda", torch.cuda.current_device())
@@ -561,7 +566,7 @@ def fit(
                 image_size=dataset.image_size, root=dataset.root, mean=dataset.mean,
                 std=dataset.std, workers=workers, channels_last=channels_last, **kw,
             )  # fmt: skip
-        return DeviceLoader(x, y, batch_size, augment="crop_flip" if augment else None, **kw)
+        return DeviceLoader(x, y, batch_size, augment=augmentation if augment else None, **kw)
 
     def loaders(epoch: int):
         main = loader("instance", 1.0, epoch_seed(seed, epoch))

@@ -3,7 +3,8 @@
 - P2P's gradient reaches the features undamped (it was scaled by 1 - m = 0.1).
 - GBBN's two batches can go through BatchNorm apart (they were always concatenated).
 - Logit adjustment on the re-balancing batches uses their sampling distribution (it used the
-  training prior, correcting class-balanced batches twice).
+  training prior, correcting class-balanced batches twice); on the conventional branch's
+  instance-balanced batches, the training prior.
 """
 
 import numpy as np
@@ -131,6 +132,21 @@ def test_logit_adjustment_on_class_balanced_batches_does_not_correct_twice():
     xb, yb = balanced
     logits = model.head(model.backbone(xb)).float() + log_prior(COUNTS)  # q = 0: training prior
     torch.testing.assert_close(parts["rebal"], F.cross_entropy(logits, yb))
+
+
+def test_conventional_logit_adjustment_uses_the_training_prior():
+    (x, y), balanced = _gbbn_batches()
+    parts = {}
+    for loss in ("ce", "la"):
+        torch.manual_seed(0)
+        model = AllNC(_BNBackbone(), K, COUNTS, AllNCConfig(conventional_loss=loss))
+        parts[loss] = model.loss(x, y, progress=0.5, epoch=0, balanced_batch=balanced)[1]
+    logits = model.conv_head(model.backbone(x)).float()
+    torch.testing.assert_close(parts["ce"]["conv"], F.cross_entropy(logits, y))
+    torch.testing.assert_close(
+        parts["la"]["conv"], F.cross_entropy(logits + log_prior(COUNTS), y)
+    )  # the usual batches are drawn from the training prior: adjust by it, once
+    torch.testing.assert_close(parts["la"]["rebal"], parts["ce"]["rebal"])
 
 
 def test_defer_switches_hycon_and_p2p_on_after_the_warm_up():
