@@ -1,9 +1,10 @@
-"""Tests for allnc_edu.loader: the device-resident loader, balanced sampling, crop and flip."""
+"""Tests for allnc_edu.loader: the device-resident loader, balanced sampling, crop and flip,
+the 1-D shift."""
 
 import pytest
 import torch
 
-from allnc_edu.loader import DeviceLoader, crop_flip, random_crop_flip
+from allnc_edu.loader import DeviceLoader, crop_flip, random_crop_flip, shift
 
 
 def _ids(n):
@@ -215,3 +216,37 @@ def test_crop_flip_rejects_bad_input():
         random_crop_flip(torch.zeros(4, 3, 8, 8), padding=-1)
     with pytest.raises(ValueError, match="shape"):
         crop_flip(torch.zeros(4, 3, 8, 8), torch.zeros(3), torch.zeros(4), torch.zeros(4))
+
+
+# ----------------------------------------------------------------------------- 1-D shift
+
+
+def test_shift_moves_each_signal_and_fills_with_zeros():
+    x = torch.arange(1.0, 7.0).view(1, 1, 6).repeat(3, 2, 1)  # (B, C, L) = (3, 2, 6)
+    out = shift(x, torch.tensor([4, 0, 8]), padding=4)
+    assert torch.equal(out[0], x[0])  # offset = padding: unshifted
+    assert torch.equal(out[1, :, 4:], x[1, :, :2]) and (out[1, :, :4] == 0).all()  # right by 4
+    assert torch.equal(out[2, :, :2], x[2, :, 4:]) and (out[2, :, 2:] == 0).all()  # left by 4
+
+
+def test_loader_shift_is_seeded_and_only_moves_signals():
+    x = torch.randn(40, 1, 12)
+    y = torch.arange(40) % 4
+
+    def epoch(seed):
+        return _collect(DeviceLoader(x, y, 16, augment="shift", shuffle=False, seed=seed))[0]
+
+    a, b, c = epoch(1), epoch(1), epoch(2)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    for i in range(len(x)):  # sample i is x[i] moved by some s in [-4, 4]
+        moves = [shift(x[i : i + 1], torch.tensor([s]), 4) for s in range(9)]
+        assert any(torch.equal(a[i : i + 1], m) for m in moves)
+
+
+def test_shift_rejects_images_and_bad_offsets():
+    with pytest.raises(ValueError, match=r"\(B, C, L\)"):
+        shift(torch.zeros(2, 1, 4, 4), torch.zeros(2, dtype=torch.long))
+    with pytest.raises(ValueError, match="offsets"):
+        shift(torch.zeros(2, 1, 4), torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match="'shift'"):
+        DeviceLoader(torch.zeros(4, 1, 4), torch.zeros(4, dtype=torch.long), 2, augment="roll")

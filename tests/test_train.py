@@ -110,6 +110,27 @@ def test_image_path_with_crop_flip_channels_last_and_bf16() -> None:
     assert math.isfinite(result.history[0].loss)
 
 
+def test_signals_are_shifted_only_when_asked(data) -> None:
+    g = torch.Generator().manual_seed(0)
+    y = torch.tensor([0] * 12 + [1] * 6 + [2] * 3)
+    signals = LongTailDataset(
+        name="tiny-signals", train_x=torch.randn(21, 1, 16, generator=g), train_y=y,
+        test_x=torch.randn(9, 1, 16, generator=g), test_y=torch.arange(3).repeat(3),
+        counts=[12, 6, 3], num_classes=3, class_names=["a", "b", "c"], input_shape=(1, 16),
+        imbalance_ratio=4.0, profile="exp",
+    )  # fmt: skip
+    losses = {}
+    for augment in (None, False, True):
+        torch.manual_seed(0)
+        method = make_method("ce", build_backbone("cnn1d", (1, 16)), 3, [12, 6, 3])
+        result = _fit(method, signals, epochs=1, batch_size=8, augment=augment)
+        assert result.config.augment is bool(augment)  # off by default for signals
+        losses[augment] = result.history[0].loss
+    assert losses[None] == losses[False] != losses[True]
+    with pytest.raises(ValueError, match=r"images \(C, H, W\) or signals"):
+        _fit(_method("ce", data), data, augment=True)  # (d,) inputs have nothing to shift
+
+
 def test_resume_continues_the_same_run(data, tmp_path) -> None:
     straight = _method("allnc", data)
     full = _fit(straight, data, epochs=4)
