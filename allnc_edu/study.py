@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import ast
 import html
+import json
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from .data import load_dataset
@@ -152,6 +154,19 @@ def summarize(runs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def read_studies(
+    paths: Iterable[str | Path],
+) -> tuple[dict[str, dict[str, Any]], list[str]] | None:
+    """The study JSON files among ``paths`` that exist, pooled: (:func:`summarize` of all their
+    runs, their command lines); None when none exists (e.g. an installed package has no docs/).
+    """
+    records = [json.loads(Path(p).read_text(encoding="utf-8")) for p in paths if Path(p).exists()]
+    if not records:
+        return None
+    summary = summarize([run for record in records for run in record["runs"]])
+    return summary, [record["command"] for record in records]
+
+
 def _pm(row: Mapping[str, Any], key: str) -> str:
     mean = row[f"{key}_mean"]
     return "-" if mean is None else f"{100 * mean:.1f} ± {100 * row[f'{key}_std']:.1f}%"
@@ -193,7 +208,41 @@ def study_table(summary: Mapping[str, Mapping[str, Any]]) -> str:
 
 def study_html(summary: Mapping[str, Mapping[str, Any]], *, caption: str | None = None) -> str:
     """An HTML table of :func:`study_rows` (display it with ``IPython.display.HTML``)."""
-    rows = study_rows(summary)
+    return _html_table(study_rows(summary), caption)
+
+
+def gap_rows(
+    summaries: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    method: str = "allnc",
+    rivals: Sequence[str] = ("la", "la-2x"),
+) -> list[list[str]]:
+    """``method``'s mean accuracy and minority accuracy minus each rival's, in percentage
+    points, one row per study of ``summaries`` (``{study name: summarize(...)}``): a header
+    row, then the rows; "-" where a study lacks one of the two runs."""
+    keys = (("accuracy", "accuracy"), ("minority_accuracy", "minority acc"))
+    rows = [["study"] + [f"{method} − {r}, {label}" for r in rivals for _, label in keys]]
+    for name, summary in summaries.items():
+        row = [name]
+        for rival in rivals:
+            for key, _ in keys:
+                a, b = (summary.get(m, {}).get(f"{key}_mean") for m in (method, rival))
+                row.append("-" if a is None or b is None else f"{100 * (a - b):+.1f}")
+        rows.append(row)
+    return rows
+
+
+def gap_html(
+    summaries: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    method: str = "allnc",
+    rivals: Sequence[str] = ("la", "la-2x"),
+    *,
+    caption: str | None = None,
+) -> str:
+    """An HTML table of :func:`gap_rows`."""
+    return _html_table(gap_rows(summaries, method, rivals), caption)
+
+
+def _html_table(rows: Sequence[Sequence[str]], caption: str | None) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in rows[0])
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows[1:]

@@ -164,3 +164,24 @@ def test_committed_60_epoch_study_la_catches_up() -> None:
         gap = abs(exp["allnc"][f"{key}_mean"] - exp["la"][f"{key}_mean"])
         assert gap < min(exp[m][f"{key}_std"] for m in ("allnc", "la"))
         assert exp["la-2x"][f"{key}_mean"] > max(exp[m][f"{key}_mean"] for m in ("allnc", "la"))
+
+
+def test_committed_study_issue_9_target_as_stated() -> None:
+    """Notebook 04: "Issue 9's target, read off the tables with shifted signals"."""
+    tables = {(p, 20): _summary(p, SHIFTED) for p in PROFILES} | {
+        (p, 60): _summary(p, _paths("mnist1d-{p}-ir100-test-aug-60ep-seed{s}.json"))
+        for p in PROFILES
+    }
+    for (profile, epochs), s in tables.items():
+        allnc, la, ce = s["allnc"], s["la"], s["ce"]
+        accurate = all(
+            allnc[f"{k}_mean"] >= la[f"{k}_mean"] for k in ("accuracy", "minority_accuracy")
+        )
+        assert accurate is ((profile, epochs) != ("exp", 60))
+        assert abs(allnc["mc_weights_mean"] - ETF) < 0.1 and abs(allnc["mc_means_mean"] - ETF) < 0.1
+        below_ce = allnc["self_duality_mean"] < ce["self_duality_mean"]
+        assert below_ce is ((profile, epochs) == ("exp", 60))
+    exp60 = tables["exp", 60]
+    assert (
+        0 < exp60["la"]["minority_accuracy_mean"] - exp60["allnc"]["minority_accuracy_mean"] < 0.01
+    )

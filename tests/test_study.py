@@ -7,7 +7,15 @@ import pytest
 from allnc_edu.__main__ import main
 from allnc_edu.methods import VARIANTS, make_method, variant
 from allnc_edu.models import MLP
-from allnc_edu.study import parse_sets, run_study, study_table, summarize
+from allnc_edu.study import (
+    gap_html,
+    gap_rows,
+    parse_sets,
+    read_studies,
+    run_study,
+    study_table,
+    summarize,
+)
 
 SUMMARY_KEYS = {
     "accuracy_mean", "accuracy_std", "minority_accuracy_mean", "minority_accuracy_std",
@@ -39,6 +47,20 @@ def test_tiny_study_writes_the_table_and_the_json(tmp_path, capsys):
         assert SUMMARY_KEYS <= set(row)
     # GBBN draws two batches per step: twice the samples of CE in the same epochs.
     assert study["summary"]["allnc-no-hycon"]["samples_seen"] == 2 * runs[0]["samples_seen"]
+
+
+def test_augment_is_recorded_and_changes_the_runs(tmp_path):
+    runs = {}
+    for flag in ("--augment", "--no-augment"):
+        out = tmp_path / f"{flag}.json"
+        argv = ["study", "--methods", "ce", "--seeds", "0", *TINY, "--no-progress", flag,
+                "--json", str(out)]  # fmt: skip
+        assert main(argv) == 0
+        study = json.loads(out.read_text())
+        assert f" {flag} " in study["command"]
+        assert study["settings"]["augment"] is (flag == "--augment")
+        runs[flag] = study["runs"][0]
+    assert runs["--augment"]["train_acc"] != runs["--no-augment"]["train_acc"]
 
 
 def test_ce_2x_sees_as_many_samples_as_gbbn():
@@ -85,3 +107,30 @@ def test_cli_refuses_bad_seeds(capsys):
     with pytest.raises(SystemExit) as err:
         main(["study", "--seeds", "0,x", *TINY])
     assert err.value.code == 2 and "--seeds" in capsys.readouterr().err
+
+
+def test_gap_rows_are_method_minus_rival_in_points():
+    summaries = {
+        "a": {"allnc": {"accuracy_mean": 0.80, "minority_accuracy_mean": 0.60},
+              "la": {"accuracy_mean": 0.75, "minority_accuracy_mean": 0.625}},
+        "b": {"allnc": {"accuracy_mean": 0.5, "minority_accuracy_mean": 0.2}},
+    }  # fmt: skip
+    rows = gap_rows(summaries, "allnc", ["la"])
+    assert rows[0] == ["study", "allnc − la, accuracy", "allnc − la, minority acc"]
+    assert rows[1:] == [["a", "+5.0", "-2.5"], ["b", "-", "-"]]  # "b" has no LA run
+    html = gap_html(summaries, "allnc", ["la"], caption="gaps")
+    assert html.count("<tr>") == 3 and "<caption>gaps</caption>" in html
+
+
+def test_read_studies_pools_the_files_that_exist(tmp_path):
+    def record(seed, accuracy):
+        run = {"method": "la", "seed": seed, "accuracy": accuracy, "samples_seen": 10}
+        return {"command": f"study --seeds {seed}", "runs": [run]}
+
+    paths = [tmp_path / "s0.json", tmp_path / "s1.json", tmp_path / "missing.json"]
+    for seed, path in enumerate(paths[:2]):
+        path.write_text(json.dumps(record(seed, 0.5 + 0.25 * seed)))
+    summary, commands = read_studies(paths)
+    assert commands == ["study --seeds 0", "study --seeds 1"]
+    assert summary["la"]["accuracy_mean"] == 0.625 and summary["la"]["seeds"] == [0, 1]
+    assert read_studies([tmp_path / "missing.json"]) is None
