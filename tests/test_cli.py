@@ -87,6 +87,7 @@ def test_stop_after_then_resume_finishes_the_run(tmp_path, capsys) -> None:
         ),
         ([*TINY, "--warmup-epochs", "5"], "warmup_epochs must be a finite float in [0, 2]"),
         ([*TINY, "--tau", "0"], "tau must be"),
+        ([*TINY, "--augment"], "augment needs images (C, H, W) or signals (C, L)"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(args, says, capsys) -> None:
