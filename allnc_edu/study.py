@@ -102,6 +102,7 @@ def run_study(
             options = {**v.options, **{k: x for k, x in sets.items() if k in accepted[name]}}
             length = epochs * v.epochs_factor
             run_fit = {**fit_options, "metrics_every": min(fit_options["metrics_every"], length)}
+            run_fit.setdefault("label", f"{name} on {dataset}, seed {seed}")
             result = run_method(v.method, data, epochs=length, seed=seed, **run_fit, **options)
             if results is not None:
                 results[name, seed] = result

@@ -410,6 +410,7 @@ def fit(
     overwrite: bool = False,
     stop_after: int | None = None,
     progress: bool = True,
+    label: str | None = None,
     record_geometry: bool = False,
     sync_bn: bool = False,
     workers: int | None = None,
@@ -446,6 +447,7 @@ def fit(
             an existing run is refused: :class:`RunExistsError`).
         stop_after: stop after this epoch (time-boxed sessions); resume later to finish.
         progress: show a progress bar (terminal or notebook).
+        label: the progress bar's name (default: "<method> on <data set>").
         record_geometry: also keep, on evaluated epochs, the training set's class means and the
             inference classifier, (K, d) each (``EpochRecord.geometry``).
         sync_bn: convert BatchNorm to ``nn.SyncBatchNorm`` (statistics over the global batch;
@@ -612,7 +614,7 @@ def fit(
 
     autocast = autocast_for(dev, amp)
     last = epochs if stop_after is None else min(epochs, stop_after)
-    desc = f"{config.method} on {dataset.name}"
+    desc = label or f"{config.method} on {dataset.name}"
     shown = progress and writes
     with run_bar(epochs, done=len(result.history), desc=desc, enabled=shown) as bar:
         for epoch in range(len(result.history) + 1, last + 1):

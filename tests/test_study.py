@@ -134,3 +134,11 @@ def test_read_studies_pools_the_files_that_exist(tmp_path):
     assert commands == ["study --seeds 0", "study --seeds 1"]
     assert summary["la"]["accuracy_mean"] == 0.625 and summary["la"]["seeds"] == [0, 1]
     assert read_studies([tmp_path / "missing.json"]) is None
+
+
+def test_progress_names_the_variant_and_seed(capsys, monkeypatch):
+    monkeypatch.setenv("ALLNC_EDU_PROGRESS", "plain")
+    argv = ["study", "--methods", "allnc-no-hycon", "--seeds", "1", *TINY]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "allnc-no-hycon on mnist1d, seed 1" in captured.out + captured.err

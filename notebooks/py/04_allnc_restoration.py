@@ -41,7 +41,7 @@
 # every CIFAR recipe uses. This matters for AllNC more than for any baseline: its re-balancing
 # branch draws each of the five signals of a minority digit about ten times as often as an
 # ordinary batch does, and without augmentation the network memorises them. Set
-# `AUGMENT = False` to see the old recipe; the committed study at the end shows both.
+# `AUGMENT = False` to see the old recipe; the committed study below shows both.
 
 # %%
 # Setup. On Colab, install allnc_edu from its repository; Colab's own torch is kept.
