@@ -273,13 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="seed of the data subset, the initialisation and the shuffling",
     )
     train.add_argument("--no-amp", dest="amp", action="store_false", help="train in float32")
-    train.add_argument(
-        "--augment",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="augment on the device (images: crop + flip, signals: shift by up to 4); "
-        "default: on for images, off for MNIST-1D",
-    )
+    _add_augment(train)
     train.add_argument("--compile", action="store_true", help="torch.compile the backbone")
     train.add_argument(
         "--sync-bn",
@@ -416,6 +410,17 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     evaluate.set_defaults(func=cmd_evaluate)
 
 
+def _add_augment(parser: argparse.ArgumentParser) -> None:
+    """--augment / --no-augment, None (the data set's default) when neither is given."""
+    parser.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="augment on the device (images: crop + flip, signals: shift by up to 4); "
+        "default: on for images, off for MNIST-1D",
+    )
+
+
 def _add_study(sub: argparse._SubParsersAction) -> None:
     """The ``study`` subcommand: methods x seeds, a mean ± std table and a JSON record."""
     names = "\n".join(f"  {n:19s} {v.description}" for n, v in VARIANTS.items())
@@ -463,13 +468,7 @@ def _add_study(sub: argparse._SubParsersAction) -> None:
     study.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 or mps")
     study.add_argument("--data-root", help="CIFAR folder (MNIST-1D: optional cache folder)")
     study.add_argument("--no-amp", dest="amp", action="store_false", help="train in float32")
-    study.add_argument(
-        "--augment",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="augment on the device (images: crop + flip, signals: shift by up to 4); "
-        "default: on for images, off for MNIST-1D",
-    )
+    _add_augment(study)
     study.add_argument("--json", type=Path, help="write the runs and the summary here")
     study.add_argument(
         "--no-progress", dest="progress", action="store_false", help="no progress bars"
