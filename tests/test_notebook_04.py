@@ -17,7 +17,7 @@ import pytest
 from _notebooks import run_notebook
 
 from allnc_edu.allnc import AllNCConfig
-from allnc_edu.study import summarize
+from allnc_edu.study import read_studies
 
 pytestmark = pytest.mark.notebook
 NAME = "04_allnc_restoration"
@@ -80,9 +80,11 @@ def _committed(profile: str, studies: dict = STUDIES) -> list[dict]:
 
 
 def _summary(profile: str, *studies: dict) -> dict:
-    return summarize(
-        [run for st in studies for rec in _committed(profile, st) for run in rec["runs"]]
-    )
+    """The committed studies' runs pooled as the notebook pools them (``study.read_studies``);
+    every listed file must exist."""
+    paths = [path for st in studies for path in st[profile]]
+    assert all(path.is_file() for path in paths), [p for p in paths if not p.is_file()]
+    return read_studies(paths)[0]
 
 
 @pytest.mark.parametrize("profile", PROFILES)
