@@ -10,6 +10,7 @@ import sys
 
 import pytest
 import torch
+from _cli import fails
 
 from allnc_edu.__main__ import build_parser, main
 from allnc_edu.checkpoint import CHECKPOINT_NAME
@@ -17,16 +18,6 @@ from allnc_edu.demo import DemoExistsError, demo
 
 TINY = ["--dataset", "gaussian", "--n-max", "40", "--imbalance-ratio", "10", "--epochs", "2",
         "--batch-size", "16", "--device", "cpu", "--no-progress"]  # fmt: skip
-
-
-def _fails(argv: list[str], capsys) -> str:
-    """Run ``main(argv)``; it must exit with status 2 and one line on stderr (returned)."""
-    with pytest.raises(SystemExit) as stop:
-        main(argv)
-    assert stop.value.code == 2
-    err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
-    return err
 
 
 def test_train_writes_its_run_and_prints_a_summary(tmp_path, capsys) -> None:
@@ -91,7 +82,7 @@ def test_stop_after_then_resume_finishes_the_run(tmp_path, capsys) -> None:
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(args, says, capsys) -> None:
-    assert says in _fails(["train", *args], capsys)
+    assert says in fails(["train", *args], capsys)
 
 
 @pytest.mark.parametrize("command", ["train", "demo"])
@@ -99,8 +90,8 @@ def test_unusable_out_is_refused_before_any_work(command, tmp_path, capsys) -> N
     a_file = tmp_path / "some_file.txt"
     a_file.write_text("x")
     extra = TINY if command == "train" else ["--smoke"]
-    assert "is a file, not a folder" in _fails([command, *extra, "--out", str(a_file)], capsys)
-    assert "cannot write to the folder /proc/x" in _fails(
+    assert "is a file, not a folder" in fails([command, *extra, "--out", str(a_file)], capsys)
+    assert "cannot write to the folder /proc/x" in fails(
         [command, *extra, "--out", "/proc/x"], capsys
     )
 
@@ -109,7 +100,7 @@ def test_an_existing_demo_is_refused_before_any_work(tmp_path, capsys) -> None:
     out = tmp_path / "demo"
     out.mkdir()
     (out / "demo.json").write_text("old")
-    err = _fails(["demo", "--smoke", "--out", str(out)], capsys)
+    err = fails(["demo", "--smoke", "--out", str(out)], capsys)
     assert "already holds a demo (demo.json)" in err and "--overwrite" in err
     assert capsys.readouterr().out == ""  # refused before the demo began
     assert (out / "demo.json").read_text() == "old"
@@ -130,14 +121,14 @@ def test_demo_overwrite_replaces_an_existing_demo(tmp_path, capsys) -> None:
 
 def test_bench_json_in_an_unusable_place_is_refused_first(tmp_path, capsys) -> None:
     argv = ["bench", "--quick", "--device", "cpu", "--json", "/proc/x/bench.json"]
-    assert "cannot write to the folder /proc/x" in _fails(argv, capsys)
+    assert "cannot write to the folder /proc/x" in fails(argv, capsys)
 
 
 def test_an_existing_run_needs_resume_or_overwrite(tmp_path, capsys) -> None:
     out = str(tmp_path / "run")
     assert main(["train", *TINY, "--method", "ce", "--out", out]) == 0
     before = (tmp_path / "run" / "run.json").read_text()
-    err = _fails(["train", *TINY, "--method", "la", "--out", out], capsys)
+    err = fails(["train", *TINY, "--method", "la", "--out", out], capsys)
     assert "already holds a run" in err and "--overwrite" in err and "--resume" in err
     assert (tmp_path / "run" / "run.json").read_text() == before
     assert main(["train", *TINY, "--method", "la", "--out", out, "--overwrite"]) == 0
@@ -164,7 +155,7 @@ def test_resume_with_a_changed_setting_is_refused_naming_it(change, says, tmp_pa
     out = str(tmp_path / "run")
     assert main(["train", *TINY, "--out", out, "--stop-after", "1"]) == 0
     capsys.readouterr()
-    err = _fails(["train", *TINY, *change, "--out", out, "--resume"], capsys)  # last flag wins
+    err = fails(["train", *TINY, *change, "--out", out, "--resume"], capsys)  # last flag wins
     for words in says:
         assert words in err
     assert len(json.loads((tmp_path / "run" / "history.json").read_text())) == 1
@@ -184,7 +175,7 @@ def test_a_crafted_checkpoint_is_refused_and_runs_nothing(tmp_path, capsys) -> N
     out, marker = tmp_path / "run", tmp_path / "pwned"
     out.mkdir()
     torch.save({"format": 1, "model": _Payload(marker)}, out / CHECKPOINT_NAME)
-    err = _fails(["train", *TINY, "--out", str(out), "--resume"], capsys)
+    err = fails(["train", *TINY, "--out", str(out), "--resume"], capsys)
     assert "refusing to load" in err and str(out / CHECKPOINT_NAME) in err
     assert not marker.exists()
     assert sorted(p.name for p in out.iterdir()) == [CHECKPOINT_NAME]  # nothing trained
@@ -197,7 +188,7 @@ def test_a_broken_checkpoint_is_one_line_naming_it(damage, tmp_path, capsys) -> 
     path = out / CHECKPOINT_NAME
     raw = path.read_bytes()
     path.write_bytes(raw[: len(raw) // 3] if damage == "truncate" else b"not a checkpoint" * 9)
-    err = _fails(["train", *TINY, "--out", str(out), "--resume"], capsys)
+    err = fails(["train", *TINY, "--out", str(out), "--resume"], capsys)
     assert str(path) in err and "not a readable checkpoint" in err
 
 

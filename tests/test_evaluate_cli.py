@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from _cli import fails
 from _filelist_tree import write_imagenet_lt
 
 from allnc_edu.__main__ import evaluation_table, main
@@ -31,16 +32,6 @@ def runs(tmp_path_factory) -> dict[str, str]:
         argv = ["train", *TINY, *cache, "--method", "allnc", "--split", split, "--out", out[split]]
         assert main(argv) == 0
     return out
-
-
-def _fails(argv: list[str], capsys) -> str:
-    """Run ``main(argv)``; it must exit with status 2 and one line on stderr (returned)."""
-    with pytest.raises(SystemExit) as stop:
-        main(argv)
-    assert stop.value.code == 2
-    err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
-    return err
 
 
 @pytest.mark.parametrize("split", ["test", "validation"])
@@ -82,18 +73,18 @@ def test_a_moved_mnist1d_cache_is_skipped(runs, tmp_path, capsys) -> None:
 
 
 def test_a_folder_without_a_run_is_one_line(tmp_path, capsys) -> None:
-    err = _fails(["evaluate", "--run", str(tmp_path)], capsys)
+    err = fails(["evaluate", "--run", str(tmp_path)], capsys)
     assert f"no run in {tmp_path}" in err and "run.json" in err
 
 
 def test_a_run_without_a_checkpoint_is_one_line(runs, tmp_path, capsys) -> None:
     copy = shutil.copytree(runs["test"], tmp_path / "run")
     (copy / CHECKPOINT_NAME).unlink()
-    assert f"no {CHECKPOINT_NAME} in {copy}" in _fails(["evaluate", "--run", str(copy)], capsys)
+    assert f"no {CHECKPOINT_NAME} in {copy}" in fails(["evaluate", "--run", str(copy)], capsys)
 
 
 def test_a_validation_run_cannot_be_scored_on_the_test_set(runs, capsys) -> None:
-    err = _fails(["evaluate", "--run", runs["validation"], "--split", "test"], capsys)
+    err = fails(["evaluate", "--run", runs["validation"], "--split", "test"], capsys)
     assert "split='validation'" in err and "training pool" in err
 
 
@@ -102,7 +93,7 @@ def test_a_moved_data_folder_asks_for_data_root(runs, tmp_path, capsys) -> None:
     run = json.loads((copy / "run.json").read_text())
     run["config"].update(dataset="cifar10-lt", data_root=str(tmp_path / "moved"))
     (copy / "run.json").write_text(json.dumps(run))
-    err = _fails(["evaluate", "--run", str(copy)], capsys)
+    err = fails(["evaluate", "--run", str(copy)], capsys)
     assert f"{tmp_path / 'moved'} is gone" in err and "--data-root" in err
 
 
@@ -111,13 +102,13 @@ def test_a_checkpoint_of_another_model_is_one_line(runs, tmp_path, capsys) -> No
     run = json.loads((copy / "run.json").read_text())
     run["config"].update(method="ce", method_options={})
     (copy / "run.json").write_text(json.dumps(run))
-    err = _fails(["evaluate", "--run", str(copy)], capsys)
+    err = fails(["evaluate", "--run", str(copy)], capsys)
     assert "does not fit the run's ce model" in err
 
 
 def test_evaluate_refuses_several_processes(runs, monkeypatch, capsys) -> None:
     monkeypatch.setenv("WORLD_SIZE", "2")
-    err = _fails(["evaluate", "--run", runs["test"]], capsys)
+    err = fails(["evaluate", "--run", runs["test"]], capsys)
     assert "evaluate runs in one process" in err
 
 
@@ -131,7 +122,7 @@ def test_a_split_list_run_is_scored_where_its_data_moved(tmp_path, capsys) -> No
             "--out", out]  # fmt: skip
     assert main(argv) == 0
     (tmp_path / "data").rename(tmp_path / "moved")  # the lists lay in the data folder
-    assert "pass --data-root" in _fails(["evaluate", "--run", out], capsys)
+    assert "pass --data-root" in fails(["evaluate", "--run", out], capsys)
     final = RunResult.load(out).final
     scores = tmp_path / "scores.json"
     for split in ("test", "validation"):
