@@ -469,7 +469,24 @@ def _add_study(sub: argparse._SubParsersAction) -> None:
     study.add_argument("--data-root", help="CIFAR folder (MNIST-1D: optional cache folder)")
     study.add_argument("--no-amp", dest="amp", action="store_false", help="train in float32")
     _add_augment(study)
-    study.add_argument("--json", type=Path, help="write the runs and the summary here")
+    study.add_argument(
+        "--json",
+        type=Path,
+        help="write the runs and the summary here, after every finished run; the same command "
+        "later continues where it stopped, keeping the runs already there",
+    )
+    study.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="keep each run's checkpoint in DIR/METHOD-seedN, so that an interrupted run "
+        "continues from its last epoch",
+    )
+    study.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start afresh: replace the study in --json and the runs in --out",
+    )
     study.add_argument(
         "--no-progress", dest="progress", action="store_false", help="no progress bars"
     )
@@ -745,7 +762,9 @@ def _study_command(args: argparse.Namespace) -> str:
     parts += [] if args.amp else ["--no-amp"]
     if args.augment is not None:
         parts.append("--augment" if args.augment else "--no-augment")
-    return " ".join(parts + ([f"--json {args.json}"] if args.json is not None else []))
+    parts += [f"--{name} {getattr(args, name)}" for name in ("json", "out")
+              if getattr(args, name) is not None]  # fmt: skip
+    return " ".join(parts)
 
 
 def cmd_study(args: argparse.Namespace) -> int:
@@ -767,6 +786,9 @@ def cmd_study(args: argparse.Namespace) -> int:
         root=args.data_root,
         sets=parse_sets(args.sets),
         command=_study_command(args),
+        json_path=args.json,
+        runs_dir=args.out,
+        overwrite=args.overwrite,
         weight_decay=args.weight_decay,
         batch_size=args.batch_size,
         lr=args.lr,
@@ -777,7 +799,6 @@ def cmd_study(args: argparse.Namespace) -> int:
     )
     print(study_table(study["summary"]))
     if args.json is not None:
-        write_json(args.json, study)
         print(f"wrote {args.json}")
     return 0
 

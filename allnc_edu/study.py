@@ -3,8 +3,12 @@
 Example::
 
     study = run_study(methods=["ce", "la", "allnc"], seeds=[0, 1, 2], epochs=60,
-                      split="validation")
+                      split="validation", json_path="study.json", runs_dir="runs/study")
     print(study_table(study["summary"]))
+
+With ``json_path`` the record is saved after every finished run and the same call continues an
+interrupted study where it stopped; with ``runs_dir`` an interrupted run resumes from its last
+epoch.
 
 A method is a name from ``methods.VARIANTS`` (e.g. "allnc", "allnc-joint-bn", "ce-2x") or a
 plain ``methods.METHODS`` name. ``sets`` ({"lambda_p": 3.0}, the command line's ``--set``)
@@ -20,11 +24,14 @@ from __future__ import annotations
 import ast
 import html
 import json
+import os
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ._checks import check_scalar
+from .checkpoint import OutDirError, check_writable_dir, write_json
 from .data import load_dataset
 from .experiments import run_method
 from .methods import method_options, variant
@@ -54,6 +61,84 @@ def parse_sets(items: Iterable[str]) -> dict[str, Any]:
     return sets
 
 
+#: Settings a continued study may change: they do not change what a run computes.
+COSMETIC_SETTINGS = ("device", "progress")
+#: Seeds the data subset and the initialisation accept (NumPy's range).
+SEED_RANGE = (0, 2**32 - 1)
+
+
+def check_plan(methods: Sequence[str], seeds: Sequence[int]) -> tuple[list[str], list[int]]:
+    """The study's methods and seeds, checked before any training: each a known method or
+    variant (``methods.variant``), each seed an integer in ``SEED_RANGE``, none twice (a
+    replicate must be another seed). Raises ValueError naming the first bad entry."""
+    if not methods or not seeds:
+        raise ValueError("a study needs at least one method and one seed")
+    for name in methods:
+        variant(name)
+    seeds = [check_scalar("seed", s, kind=int, low=SEED_RANGE[0], high=SEED_RANGE[1])
+             for s in seeds]  # fmt: skip
+    for what, items in (("method", list(methods)), ("seed", seeds)):
+        twice = sorted({x for x in items if items.count(x) > 1}, key=items.index)
+        if twice:
+            raise ValueError(
+                f"{what} {twice[0]!r} is listed twice; each {what} runs once in a study "
+                "(a replicate needs another seed)"
+            )
+    return list(methods), seeds
+
+
+def check_record_path(path: str | os.PathLike) -> Path:
+    """Check, before any training, that a study record can be written at ``path``: not a
+    folder, in a folder that exists or can be made and is writable. Returns it as a Path."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; give a file name for the study's JSON")
+    try:
+        check_writable_dir(path.parent)
+    except OutDirError as err:
+        raise ValueError(f"cannot write the study's JSON {path}: {err}") from None
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ValueError(f"cannot write the study's JSON {path}: the file is read-only")
+    return path
+
+
+def read_record(path: str | os.PathLike) -> dict[str, Any]:
+    """A study record written by :func:`run_study`; ValueError (one line) when unreadable."""
+    try:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path} is not a readable study record: {err}") from None
+    if not isinstance(record, dict) or not {"settings", "runs"} <= set(record):
+        raise ValueError(f"{path} is not a study record (no 'settings' and 'runs')")
+    return record
+
+
+def _finished_runs(
+    path: Path, settings: Mapping[str, Any], plan: Sequence[tuple[str, int]]
+) -> dict[tuple[str, int], dict[str, Any]]:
+    """The runs of the record at ``path`` that this study may keep: refused, naming each
+    difference, when the record's settings differ from ``settings`` (cosmetic ones aside;
+    methods and seeds may grow) or it holds a run outside ``plan``."""
+    record = read_record(path)
+    saved = record["settings"]
+    skip = {*COSMETIC_SETTINGS, "methods", "seeds"}
+    differ = [
+        f"{k}: saved {saved.get(k)!r}, now {settings.get(k)!r}"
+        for k in dict.fromkeys([*saved, *settings])
+        if k not in skip and saved.get(k) != settings.get(k)
+    ]
+    runs = {(r["method"], r["seed"]): r for r in record["runs"]}
+    extra = [f"{m} seed {s}" for m, s in runs if (m, s) not in plan]
+    if extra:
+        differ.append(f"it holds {', '.join(extra)}, which this study does not run")
+    if differ:
+        raise ValueError(
+            f"{path} holds a study with other settings ({'; '.join(differ)}); give another "
+            "JSON path, or overwrite=True (--overwrite) to start this study afresh there"
+        )
+    return runs
+
+
 def run_study(
     *,
     dataset: str = "mnist1d",
@@ -67,19 +152,30 @@ def run_study(
     root: str | None = None,
     sets: Mapping[str, Any] | None = None,
     command: str | None = None,
+    json_path: str | os.PathLike | None = None,
+    runs_dir: str | os.PathLike | None = None,
+    overwrite: bool = False,
     results: dict[tuple[str, int], RunResult] | None = None,
     **fit_options: Any,
 ) -> dict[str, Any]:
-    """Train every method x seed; returns ``{"settings", "runs", "summary"}`` (JSON-ready).
+    """Train every method x seed; returns ``{"command", "settings", "runs", "summary",
+    "complete"}`` (JSON-ready).
 
     ``runs`` holds one dict per run: method (the variant's name), base_method, seed, split,
     samples_seen, options (every option of the method) and ``RunResult.summary()``'s fields.
     ``summary`` is :func:`summarize` of the runs. ``fit_options`` go to ``train.fit``
     (weight_decay, batch_size, lr, device, amp, metrics_every, record_geometry, progress, ...).
-    A ``results`` dict, when given, receives every ``RunResult`` under ``(method, seed)``.
+    A ``results`` dict, when given, receives every ``RunResult`` trained here under
+    ``(method, seed)``.
+
+    Nothing finished is lost: with ``json_path`` the record is written there (atomically)
+    after every finished run, and the same call later continues where it stopped, keeping the
+    runs already there (its settings must match; it may add methods or seeds). With
+    ``runs_dir`` every run keeps its checkpoint in ``runs_dir/<method>-seed<seed>`` and an
+    interrupted run resumes from its last epoch. ``overwrite`` starts afresh instead. Methods,
+    seeds and both paths are checked before any training.
     """
-    if not methods or not seeds:
-        raise ValueError("a study needs at least one method and one seed")
+    methods, seeds = check_plan(methods, seeds)
     sets = dict(sets or {})
     variants = {name: variant(name) for name in methods}
     accepted = {name: set(method_options(v.method)) for name, v in variants.items()}
@@ -87,8 +183,42 @@ def run_study(
     if unused:
         raise ValueError(f"--set {', '.join(unused)}: no method of this study takes it")
     fit_options.setdefault("metrics_every", epochs)
-    runs = []
+    settings = {
+        "dataset": dataset,
+        "profile": profile,
+        "imbalance_ratio": imbalance_ratio,
+        "methods": methods,
+        "seeds": seeds,
+        "epochs": epochs,
+        "split": split,
+        "n_max": n_max,
+        "sets": sets,
+        **{k: v for k, v in fit_options.items() if k not in ("progress", "record_geometry")},
+    }
+    settings = json.loads(json.dumps({k: str(v) if k == "device" else v
+                                      for k, v in settings.items()}))  # fmt: skip
+    plan = [(name, seed) for seed in seeds for name in methods]
+    done: dict[tuple[str, int], dict[str, Any]] = {}
+    if json_path is not None:
+        json_path = check_record_path(json_path)
+        if json_path.exists() and not overwrite:
+            done = _finished_runs(json_path, settings, plan)
+    if runs_dir is not None:
+        runs_dir = check_writable_dir(runs_dir)
+    if done and fit_options.get("progress", True):
+        print(f"study: {len(done)} of {len(plan)} runs already in {json_path}; "
+              f"training the other {len(plan) - len(done)}")  # fmt: skip
+
+    def record() -> dict[str, Any]:
+        runs = [done[key] for key in plan if key in done]
+        return {"command": command, "settings": settings, "runs": runs,
+                "summary": summarize(runs), "complete": len(runs) == len(plan)}  # fmt: skip
+
+    todo_any = len(done) < len(plan)
     for seed in seeds:
+        todo = [name for name in methods if (name, seed) not in done]
+        if not todo:
+            continue
         data = load_dataset(
             dataset,
             imbalance_ratio=imbalance_ratio,
@@ -98,39 +228,32 @@ def run_study(
             root=root,
             split=split,
         )
-        for name, v in variants.items():
+        for name in todo:
+            v = variants[name]
             options = {**v.options, **{k: x for k, x in sets.items() if k in accepted[name]}}
             length = epochs * v.epochs_factor
             run_fit = {**fit_options, "metrics_every": min(fit_options["metrics_every"], length)}
             run_fit.setdefault("label", f"{name} on {dataset}, seed {seed}")
+            if runs_dir is not None:
+                run_fit.update(out_dir=Path(runs_dir) / f"{name}-seed{seed}",
+                               resume=not overwrite, overwrite=overwrite)  # fmt: skip
             result = run_method(v.method, data, epochs=length, seed=seed, **run_fit, **options)
             if results is not None:
                 results[name, seed] = result
-            runs.append(
-                {
-                    **result.summary(),
-                    "method": name,
-                    "base_method": v.method,
-                    "seed": seed,
-                    "split": split,
-                    "samples_seen": result.samples_seen,
-                    "options": result.options,
-                }
-            )
-    settings = {
-        "dataset": dataset,
-        "profile": profile,
-        "imbalance_ratio": imbalance_ratio,
-        "methods": list(methods),
-        "seeds": list(seeds),
-        "epochs": epochs,
-        "split": split,
-        "n_max": n_max,
-        "sets": sets,
-        **{k: v for k, v in fit_options.items() if k not in ("progress", "record_geometry")},
-    }
-    settings = {k: str(v) if k == "device" else v for k, v in settings.items()}
-    return {"command": command, "settings": settings, "runs": runs, "summary": summarize(runs)}
+            done[name, seed] = {
+                **result.summary(),
+                "method": name,
+                "base_method": v.method,
+                "seed": seed,
+                "split": split,
+                "samples_seen": result.samples_seen,
+                "options": result.options,
+            }
+            if json_path is not None:
+                write_json(json_path, record())
+    if json_path is not None and not todo_any:
+        write_json(json_path, record())  # nothing trained: the record names this command
+    return record()
 
 
 def summarize(runs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -150,7 +273,7 @@ def summarize(runs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
             if key in WITH_STD:
                 row[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
         row["samples_seen"] = round(statistics.fmean(r["samples_seen"] for r in mine))
-        row["seeds"] = [r["seed"] for r in mine]
+        row["seeds"] = sorted({r["seed"] for r in mine})
         out[name] = row
     return out
 

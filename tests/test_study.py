@@ -1,9 +1,12 @@
 """The ``study`` command and ``allnc_edu.study``: methods x seeds, a table, a JSON record."""
 
 import json
+import os
 
 import pytest
+from _cli import fails
 
+from allnc_edu import study as study_module
 from allnc_edu.__main__ import main
 from allnc_edu.methods import VARIANTS, make_method, variant
 from allnc_edu.models import MLP
@@ -142,3 +145,125 @@ def test_progress_names_the_variant_and_seed(capsys, monkeypatch):
     assert main(argv) == 0
     captured = capsys.readouterr()
     assert "allnc-no-hycon on mnist1d, seed 1" in captured.out + captured.err
+
+
+# --- A study never loses finished work and never counts a run twice (issue 27, item 3) ---
+
+
+def test_a_duplicate_seed_or_method_is_refused_before_training(tmp_path, capsys):
+    out = tmp_path / "s.json"
+    err = fails(["study", "--methods", "ce", "--seeds", "0,0", *TINY, "--json", str(out)], capsys)
+    assert "seed 0 is listed twice" in err
+    err = fails(["study", "--methods", "ce,ce", "--seeds", "0", *TINY, "--json", str(out)], capsys)
+    assert "method 'ce' is listed twice" in err
+    assert not out.exists()
+
+
+def test_a_bad_seed_anywhere_trains_nothing(tmp_path, capsys, monkeypatch):
+    trained = []
+    monkeypatch.setattr(study_module, "run_method", lambda *a, **k: trained.append(a))
+    for seeds in ("0,-1", "0,4294967296"):
+        err = fails(["study", "--methods", "ce", "--seeds", seeds, *TINY], capsys)
+        assert "seed must be an integer in [0, 4294967295]" in err
+    assert trained == []
+
+
+@pytest.mark.parametrize("where", ["folder", "under a file", "read-only folder", "/proc"])
+def test_an_unusable_json_path_fails_before_training(tmp_path, capsys, monkeypatch, where):
+    trained = []
+    monkeypatch.setattr(study_module, "run_method", lambda *a, **k: trained.append(a))
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    path = {"folder": tmp_path, "under a file": blocker / "s.json",
+            "read-only folder": locked / "s.json", "/proc": "/proc/s.json"}[where]  # fmt: skip
+    if where == "read-only folder" and os.access(locked, os.W_OK):
+        pytest.skip("running as a user who may write anywhere (root)")
+    err = fails(["study", "--methods", "ce", "--seeds", "0", *TINY, "--json", str(path)], capsys)
+    assert str(path) in err and trained == []
+
+
+def _interrupt_after(calls: int, monkeypatch, **extra):
+    """Make the study's ``calls``-th run raise KeyboardInterrupt (after ``extra`` fit options:
+    e.g. stop_after=1 trains one epoch of it first)."""
+    real = study_module.run_method
+    seen = []
+
+    def run(*args, **kwargs):
+        seen.append(kwargs["label"])
+        if len(seen) == calls:
+            if extra:
+                real(*args, **{**kwargs, **extra})
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(study_module, "run_method", run)
+    return seen
+
+
+def test_an_interrupted_study_keeps_its_finished_runs_and_continues(tmp_path, monkeypatch):
+    path = tmp_path / "s.json"
+    kw = dict(methods=["ce", "la"], seeds=[0, 1], epochs=1, n_max=30, imbalance_ratio=10,
+              device="cpu", progress=False, json_path=path)  # fmt: skip
+    _interrupt_after(3, monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(**kw)
+    saved = json.loads(path.read_text())
+    assert [(r["method"], r["seed"]) for r in saved["runs"]] == [("ce", 0), ("la", 0)]
+    assert saved["complete"] is False and saved["summary"]["ce"]["seeds"] == [0]
+    monkeypatch.undo()
+    seen = _interrupt_after(0, monkeypatch)  # counts the runs, interrupts none
+    study = run_study(**kw)
+    assert seen == ["ce on mnist1d, seed 1", "la on mnist1d, seed 1"]
+    assert study["complete"] and study["runs"][:2] == saved["runs"]
+    assert json.loads(path.read_text()) == study
+    seen.clear()
+    assert run_study(**kw) == study and seen == []  # finished: nothing trains again
+
+
+def test_a_run_interrupted_mid_way_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+    kw = dict(methods=["ce"], seeds=[0], epochs=2, n_max=30, imbalance_ratio=10, device="cpu",
+              progress=False, metrics_every=1)  # fmt: skip
+    whole = run_study(**kw)
+    _interrupt_after(1, monkeypatch, stop_after=1)
+    path, runs = tmp_path / "s.json", tmp_path / "runs"
+    with pytest.raises(KeyboardInterrupt):
+        run_study(**kw, json_path=path, runs_dir=runs)
+    assert json.loads((runs / "ce-seed0" / "run.json").read_text())["epochs_done"] == 1
+    monkeypatch.undo()
+    resumed = run_study(**kw, json_path=path, runs_dir=runs)
+    for key in ("accuracy", "nc1", "mc_means", "samples_seen", "epochs"):
+        assert resumed["runs"][0][key] == whole["runs"][0][key], key
+
+
+def test_a_record_with_other_settings_is_refused_or_overwritten(tmp_path, capsys):
+    out = tmp_path / "s.json"
+    argv = ["study", "--methods", "ce", "--seeds", "0", *TINY, "--no-progress"]
+    assert main([*argv, "--json", str(out)]) == 0
+    capsys.readouterr()
+    err = fails([*argv, "--weight-decay", "0.01", "--json", str(out)], capsys)
+    assert "other settings (weight_decay: saved 0.005, now 0.01)" in err and "--overwrite" in err
+    assert main([*argv, "--weight-decay", "0.01", "--json", str(out), "--overwrite"]) == 0
+    assert json.loads(out.read_text())["settings"]["weight_decay"] == 0.01
+
+
+def test_a_study_grows_by_a_seed_and_keeps_the_runs_it_has(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "s.json"
+    argv = ["study", "--methods", "ce", *TINY, "--no-progress", "--json", str(out)]
+    assert main([*argv, "--seeds", "0"]) == 0
+    first = json.loads(out.read_text())["runs"][0]
+    seen = _interrupt_after(0, monkeypatch)
+    assert main([*argv, "--seeds", "0,1"]) == 0
+    study = json.loads(out.read_text())
+    assert seen == ["ce on mnist1d, seed 1"] and study["runs"][0] == first
+    assert study["summary"]["ce"]["seeds"] == [0, 1] and "--seeds 0,1" in study["command"]
+    capsys.readouterr()
+    err = fails([*argv, "--seeds", "1"], capsys)  # would drop seed 0's run
+    assert "it holds ce seed 0, which this study does not run" in err
+
+
+def test_the_seed_count_counts_distinct_seeds():
+    runs = [{"method": "a", "seed": 0, "accuracy": 0.5, "samples_seen": 1}] * 2
+    assert summarize(runs)["a"]["seeds"] == [0]
