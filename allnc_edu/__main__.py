@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from . import distributed, pick_device
-from ._checks import check_scalar
+from ._checks import SEED_MAX, check_scalar
 from .allnc import OPTION_CHOICES, AllNCConfig
 from .bench import REFERENCE_WORKERS, run_benchmark
-from .checkpoint import CHECKPOINT_NAME, check_writable_dir, write_json
+from .checkpoint import CHECKPOINT_NAME, InUseError, OutDirError, check_writable_dir, write_json
 from .data import DATASETS, PROFILES, load_dataset
 from .demo import DEMO, DEMO_SMOKE, demo
 from .experiments import DEFAULT_BACKBONES, evaluate_run, run_method
@@ -268,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--seed",
-        type=_number(int),
+        type=_number(int, 0, SEED_MAX),
         default=0,
         help="seed of the data subset, the initialisation and the shuffling",
     )
@@ -362,7 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"default {DEMO['epochs']} ({DEMO_SMOKE['epochs']} with --smoke)",
     )
     demo.add_argument("--smoke", action="store_true", help="a tiny run (seconds), for tests")
-    demo.add_argument("--seed", type=_number(int), default=0, help="seed of data and training")
+    demo.add_argument(
+        "--seed", type=_number(int, 0, SEED_MAX), default=0, help="seed of data and training"
+    )
     demo.add_argument("--overwrite", action="store_true", help="replace a demo already in --out")
     demo.add_argument(
         "--no-progress", dest="progress", action="store_false", help="no progress bar"
@@ -406,6 +408,12 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         "--data-root", metavar="DIR", help="the data folder, if it moved since training"
     )
     evaluate.add_argument("--split-dir", metavar="DIR", help="the split lists' folder, if moved")
+    evaluate.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="score with the settings the checkpoint records even where run.json is missing "
+        "or disagrees with them (by default such a run is refused, naming each difference)",
+    )
     evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 or mps")
     evaluate.set_defaults(func=cmd_evaluate)
 
@@ -565,6 +573,11 @@ def _weight_decay(args: argparse.Namespace) -> float:
     return DEFAULTS.get(args.dataset, {}).get("weight_decay", 5e-3)
 
 
+def _listed(items: Sequence[str]) -> str:
+    """ "a", "a and b", "a, b and c"."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     options = _allnc_options(args)
     _check_device(args.device)
@@ -575,9 +588,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     file_options = _file_options(args)
     device = distributed.init_from_env(args.device)  # joins torchrun's group, if any
     if args.out is not None:  # before loading data or training anything
-        distributed.main_first(
-            lambda: check_out_dir(args.out, resume=args.resume, overwrite=args.overwrite)
-        )
+        try:
+            distributed.main_first(
+                lambda: check_out_dir(args.out, resume=args.resume, overwrite=args.overwrite)
+            )
+        except (OutDirError, InUseError) as err:
+            raise UsageError(f"--out: {err}") from None
 
     def load():
         return load_dataset(
@@ -630,9 +646,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not distributed.is_main():  # rank 0 reports for all
         return 0
     print(summary(result))
-    if args.out is not None:
-        files = [args.out / name for name in (CHECKPOINT_NAME, RUN_FILE, HISTORY_FILE)]
-        print(f"wrote {', '.join(map(str, files[:-1]))} and {files[-1]}")
+    if args.out is not None and result.written:
+        print(f"wrote {_listed([str(p) for p in result.written])}")
+    elif args.out is not None:
+        print(f"nothing to write: {args.out} already holds this run, and its files agree")
     if not result.complete:
         print(f"stopped after epoch {result.epochs}: finish with the same command and --resume")
     return 0
@@ -693,6 +710,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             root=args.data_root,
             split_dir=args.split_dir,
             device=args.device,
+            trust_checkpoint=args.trust_checkpoint,
         )
     except OSError as err:  # e.g. an unreadable data folder
         raise UsageError(f"could not load the run's data: {err} (pass --data-root)") from None
@@ -803,6 +821,39 @@ def cmd_study(args: argparse.Namespace) -> int:
     return 0
 
 
+def _flags_by_dest(parser: argparse.ArgumentParser, command: str) -> dict[str, str]:
+    """``{dest: "--flag"}`` of ``command``'s options (a switch's dest maps to its flag)."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return {
+        action.dest: action.option_strings[0]
+        for action in sub.choices[command]._actions
+        if action.option_strings
+    }
+
+
+#: The library's argument names for paths, and the options that give them on the command line.
+_PATH_OPTIONS = {"out_dir": "out", "runs_dir": "out", "json_path": "json"}
+
+
+def cli_spelling(message: str, flags: dict[str, str]) -> str:
+    """A library message as a command-line user reads it: ``name=True`` becomes the flag
+    (``resume=True`` -> ``--resume``), a message opening with a setting's name opens with its
+    flag (``weight_decay must be`` -> ``--weight-decay must be``), path arguments become their
+    options (``out_dir`` -> ``--out``) and "the same call" "the same command"."""
+    flags = {**flags, **{k: flags[v] for k, v in _PATH_OPTIONS.items() if v in flags}}
+
+    def switch(match: re.Match) -> str:
+        return flags.get(match.group(1), match.group(0))
+
+    def on(match: re.Match) -> str:  # another command's switch: its flag all the same
+        return flags.get(match.group(1), "--" + match.group(1).replace("_", "-"))
+
+    message = re.sub(r"\b(\w+)=True\b", on, message)
+    message = re.sub(rf"\b({'|'.join(_PATH_OPTIONS)})\b", switch, message)
+    message = message.replace("the same call", "the same command")
+    return re.sub(r"^(\w+)(?= must be)", switch, message)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m allnc_edu`` and the ``allnc-edu`` script; returns the exit
     status (2 for bad arguments or settings, 1 for a diverged run)."""
@@ -812,10 +863,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except distributed.RankZeroError:  # rank 0 reports the error
         return 2
+    except KeyboardInterrupt as err:  # Ctrl-C, or torchrun stopping this process: one line
+        line = cli_spelling(str(err) or "interrupted", _flags_by_dest(parser, args.command))
+        who = f"rank {distributed.rank()}: " if distributed.world_size() > 1 else ""
+        print(f"allnc-edu {args.command}: {who}{line}", file=sys.stderr)
+        return getattr(err, "exit_status", 130)
     except (UsageError, ValueError, TypeError) as err:
         lines = str(err).strip().splitlines() or [type(err).__name__]
+        line = cli_spelling(lines[0], _flags_by_dest(parser, args.command))
         shown = distributed.is_main()  # under torchrun, rank 0 speaks for all
-        parser.exit(2, f"allnc-edu {args.command}: error: {lines[0]}\n" if shown else None)
+        parser.exit(2, f"allnc-edu {args.command}: error: {line}\n" if shown else None)
     finally:
         distributed.teardown()
 

@@ -43,6 +43,15 @@ def as_counts(counts: ArrayLike, name: str = "counts") -> torch.Tensor:
     return t
 
 
+#: The largest seed: NumPy's generators and the data subsets take seeds in [0, 2**32 - 1].
+SEED_MAX = 2**32 - 1
+
+
+def check_seed(seed: object, name: str = "seed") -> int:
+    """A seed: an integer in [0, ``SEED_MAX``] (NumPy's range), else a one-line error."""
+    return check_scalar(name, seed, kind=int, low=0, high=SEED_MAX)
+
+
 _KIND_WORDS = {float: "a float", int: "an integer", bool: "a bool (True or False)"}
 
 

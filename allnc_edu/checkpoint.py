@@ -9,6 +9,7 @@ a file that would run code when unpickled is refused, never executed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -16,8 +17,14 @@ import pickle
 import random
 import tempfile
 import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; one writer per folder is then on the user
+    fcntl = None
 
 import numpy as np
 import torch
@@ -27,9 +34,19 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+#: Called as ``write_hook(path, stage)`` at two instants of every atomic write: "written" (the
+#: temporary file is complete, not yet in place) and "replaced" (it is in place). None in use;
+#: the reliability tests set it to kill the process at an exact write point.
+write_hook: Callable[[Path, str], None] | None = None
+
+
 class CheckpointError(ValueError):
     """A checkpoint that cannot be used: unreadable, truncated, or holding more than tensors and
     plain values. The message is one line naming the file."""
+
+
+class InUseError(ValueError):
+    """Another process holds the lock of a run folder or a study record."""
 
 
 def _atomic_write(path: Path, write) -> Path:
@@ -42,11 +59,38 @@ def _atomic_write(path: Path, write) -> Path:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        if write_hook is not None:
+            write_hook(path, "written")
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    if write_hook is not None:
+        write_hook(path, "replaced")
     return path
+
+
+@contextlib.contextmanager
+def hold_lock(path: str | os.PathLike, what: str) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``path`` while the block runs: a folder itself (no
+    file is added to it) or a lock file (created if needed, left in place). Raises
+    :class:`InUseError` at once, naming ``what``, when another process holds it. The system
+    releases the lock when the process ends, however it ends (kill -9 included)."""
+    if fcntl is None:
+        yield
+        return
+    folder = os.path.isdir(path)
+    fd = os.open(path, os.O_RDONLY if folder else os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InUseError(
+                f"{what} is in use by another process; wait for it to finish or use another path"
+            ) from None
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def json_safe(obj: Any) -> Any:
@@ -113,16 +157,26 @@ def check_writable_dir(path: str | os.PathLike) -> Path:
     """Create the folder ``path`` if needed and check that files can be written there, before
     any work is done; raises :class:`OutDirError` (one line) otherwise. Returns it as a Path."""
     out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise OutDirError(f"{out} is a file, not a folder: give a folder for the outputs")
     try:
+        if out.exists() and not out.is_dir():
+            raise OutDirError(f"{out} is a file, not a folder: give a folder for the outputs")
         out.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".write-test.", suffix=".tmp", dir=out)
         os.close(fd)
         os.unlink(probe)
     except OSError as err:
-        raise OutDirError(f"cannot write to the folder {out}: {err.strerror or err}") from None
+        why = err.strerror or str(err)
+        raise OutDirError(f"cannot write to the folder {shown_path(out)}: {why}") from None
     return out
+
+
+def shown_path(path: str | os.PathLike, limit: int = 160) -> str:
+    """``path`` for a one-line message: as it is, or its two ends around an ellipsis when it is
+    longer than ``limit`` characters (with its length)."""
+    text = os.fspath(path)
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit // 2]}…{text[-limit // 2 :]} ({len(text)} characters)"
 
 
 def _first_line(err: BaseException) -> str:

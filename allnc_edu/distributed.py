@@ -10,6 +10,8 @@ is none, so single-process code paths are unchanged.
 from __future__ import annotations
 
 import os
+import re
+import signal
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -18,6 +20,45 @@ import torch.distributed as dist
 from torch import nn
 
 T = TypeVar("T")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM under ``torchrun``, which sends it to every other process when one fails:
+    raised like Ctrl-C so a run stops the same way (one line; the checkpoint intact)."""
+
+    exit_status = 143
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    stopping()
+    raise Terminated("SIGTERM (torchrun stops every process when one of them fails)")
+
+
+def stopping() -> None:
+    """This process is stopping on its own: ignore the SIGTERM ``torchrun`` sends next, so the
+    stop ends with its one line rather than a second interruption."""
+    if env_world_size() > 1:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+#: Words of the errors gloo and NCCL raise in a collective whose peer process has died.
+_LOST_PEER = ("closed by peer", "reset by peer", "remote worker", "broken pipe", "timed out",
+              "NCCL communicator was aborted")  # fmt: skip
+
+
+def lost_peer(err: BaseException) -> bool:
+    """Whether ``err``, raised in a collective, says another process of the group is gone."""
+    text = str(err).lower()
+    known = isinstance(err, getattr(dist, "DistError", ()))
+    return is_initialized() and (known or any(w.lower() in text for w in _LOST_PEER))
+
+
+def first_sentence(err: BaseException) -> str:
+    """The readable head of a collective's error: its first line without gloo's source-file
+    prefix ("[.../pair.cc:561] "), up to its first full stop."""
+    lines = str(err).strip().splitlines()
+    head = re.sub(r"^\[[^\]]*\]\s*", "", lines[0]) if lines else type(err).__name__
+    return head.split(". ")[0].rstrip(".")
 
 
 class RankZeroError(RuntimeError):
@@ -54,8 +95,9 @@ def init_from_env(device: str = "auto") -> str:
     """Join ``torchrun``'s process group when ``WORLD_SIZE`` > 1; returns the device to train on.
 
     On CUDA (``device`` "auto" with a GPU, or "cuda") the backend is NCCL and the device is
-    ``cuda:LOCAL_RANK``; otherwise gloo on the CPU. Without ``torchrun`` (or with one process)
-    nothing happens and ``device`` is returned unchanged. Idempotent.
+    ``cuda:LOCAL_RANK``; otherwise gloo on the CPU. SIGTERM (torchrun's way of stopping the
+    other processes when one fails) then raises :class:`Terminated`. Without ``torchrun`` (or
+    with one process) nothing happens and ``device`` is returned unchanged. Idempotent.
     """
     if env_world_size() <= 1 or is_initialized():
         return _local_device(device) if is_initialized() else device
@@ -64,6 +106,7 @@ def init_from_env(device: str = "auto") -> str:
         raise ValueError(f"device {device!r} asked for but CUDA is not available")
     if cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    signal.signal(signal.SIGTERM, _on_sigterm)
     dist.init_process_group("nccl" if cuda else "gloo")
     return _local_device(device)
 

@@ -14,10 +14,13 @@ training samples. Tables are ``report.results_table``; figures of runs are in ``
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
+import json
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -32,7 +35,7 @@ from .groups import minority_classes
 from .methods import make_method
 from .models import BACKBONES, build_backbone
 from .records import RUN_FILE, RunConfig, RunResult
-from .train import epoch_scores, evaluate, fit, to_device_tensor
+from .train import epoch_scores, evaluate, fit, run_from_checkpoint, to_device_tensor
 
 #: The backbone ``run_method`` uses for each data set when none is named.
 DEFAULT_BACKBONES = {
@@ -207,14 +210,21 @@ def evaluate_run(
     root: str | os.PathLike | None = None,
     split_dir: str | os.PathLike | None = None,
     device: str | torch.device = "auto",
+    trust_checkpoint: bool = False,
 ) -> dict[str, Any]:
-    """Score a saved run on one process: its checkpoint's weights on its data, rebuilt from its
-    ``run.json`` (:func:`dataset_for`, :func:`method_for`), through ``train.evaluate`` with the
-    run's autocast setting, so a run scores what its last epoch reported.
+    """Score a saved run on one process: its checkpoint's weights on its data, rebuilt from the
+    settings the checkpoint records (:func:`dataset_for`, :func:`method_for`), through
+    ``train.evaluate`` with the run's autocast setting, so a run scores what its last epoch
+    reported.
 
-    ``split`` defaults to the run's. Another split is only for file-list data sets (their
-    training list does not depend on it); for the others the validation set is held out of the
-    training pool, so a run can only be scored on the split it trained with.
+    The checkpoint is the run's record; ``run.json`` is its copy. A ``run.json`` that is
+    missing, unreadable or disagrees with the checkpoint in a setting that changes the run is
+    refused, naming each such field, unless ``trust_checkpoint`` (then the checkpoint's
+    settings are used). Where the data was (``data_root``, ``split_dir``) is taken from a
+    readable ``run.json``, so an edited copy there may point at moved data. ``split`` defaults
+    to the run's. Another split is only for file-list data sets (their training list does not
+    depend on it); for the others the validation set is held out of the training pool, so a
+    run can only be scored on the split it trained with.
 
     Returns ``{"run", "method", "dataset", "split", "device", "epoch"}`` (the checkpoint's
     epoch) and the ``records.EpochRecord`` fields of an evaluation, under the same names:
@@ -223,20 +233,19 @@ def evaluate_run(
     ``mc_weights``, ...). Every failure is a ValueError in one line.
     """
     folder = os.fspath(run_dir)
-    if not os.path.isfile(os.path.join(folder, RUN_FILE)):
-        raise ValueError(f"no run in {folder}: it has no {RUN_FILE} (train with --out DIR first)")
-    run = RunResult.load(folder)
-    config = run.config
+    ckpt = os.path.join(folder, CHECKPOINT_NAME)
+    if not os.path.isfile(ckpt):
+        what = "a run without its weights" if os.path.exists(os.path.join(folder, RUN_FILE)) else (
+            "no run")  # fmt: skip
+        raise ValueError(f"no {CHECKPOINT_NAME} in {folder} ({what}): train with --out DIR first")
+    state = load_checkpoint(ckpt)
+    config = _checked_config(folder, run_from_checkpoint(state, ckpt).config, trust_checkpoint)
     split = config.split if split is None else check_choice("split", split, SPLITS)
     if split != config.split and config.dataset not in FILELIST_DATASETS:
         raise ValueError(
             f"this {config.dataset} run trained with split={config.split!r}, whose training pool "
             f"depends on the split; it can only be scored on {config.split!r}"
         )
-    ckpt = os.path.join(folder, CHECKPOINT_NAME)
-    if not os.path.isfile(ckpt):
-        raise ValueError(f"no {CHECKPOINT_NAME} in {folder}: the run kept no weights to score")
-    state = load_checkpoint(ckpt)
     dataset = dataset_for(config, split=split, root=root, split_dir=split_dir)
     method = method_for(config, dataset)
     try:
@@ -263,6 +272,27 @@ def evaluate_run(
         "dataset": config.dataset,
         "split": split,
         "device": str(dev),
-        "epoch": int(state.get("epoch", run.epochs)),
+        "epoch": int(state.get("epoch", 0)),
         **measured,
     }
+
+
+def _checked_config(folder: str, saved: RunConfig, trust_checkpoint: bool) -> RunConfig:
+    """The checkpoint's settings ``saved``, with where the data was (``COSMETIC_FIELDS``) from
+    a readable run.json; a run.json that is unreadable or differs in any other field is refused
+    unless ``trust_checkpoint``."""
+    path = os.path.join(folder, RUN_FILE)
+    hint = ("the checkpoint holds the settings the run trained with: pass trust_checkpoint=True"
+            " to use them, or train it with resume=True (which rewrites run.json from it)")  # fmt: skip
+    try:
+        copy = RunConfig.from_dict(json.loads(Path(path).read_text(encoding="utf-8"))["config"])
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError) as err:
+        if trust_checkpoint:
+            return saved
+        raise ValueError(f"{path} is missing or unreadable ({err}); {hint}") from None
+    differ = copy.differences(saved)
+    if differ and not trust_checkpoint:
+        fields = "; ".join(f"{k}: run.json {a!r}, checkpoint {b!r}" for k, (a, b) in differ.items())
+        raise ValueError(f"{path} disagrees with {CHECKPOINT_NAME} ({fields}); {hint}")
+    moved = {k: getattr(copy, k) for k in ("data_root", "split_dir")}
+    return dataclasses.replace(saved, **moved)

@@ -16,13 +16,16 @@ iNaturalist 2018 literature has only train and val lists and reports on val, so 
 ``"test"`` is the val list and ``"validation"`` is refused: it has no list of its own, and
 holding images out of the train list would change its class counts (the rarest classes have 2).
 Nothing is downloaded, and images are not read here: :mod:`stream` decodes them while training.
+A list is untrusted input: a line that is malformed, has a label out of range or a path that
+could leave the image folder is refused in one line naming the file and the line number.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import torch
 
@@ -36,6 +39,8 @@ SPLIT_FILES: dict[str, tuple[str, str, str | None]] = {
 }
 FILELIST_DATASETS = tuple(SPLIT_FILES)
 TITLES = {"imagenet-lt": "ImageNet-LT", "inat2018": "iNaturalist 2018", "places-lt": "Places-LT"}
+#: Classes of each data set: train-list labels must lie in [0, NUM_CLASSES[name]).
+NUM_CLASSES = {"imagenet-lt": 1000, "inat2018": 8142, "places-lt": 365}
 #: Per-channel ImageNet statistics (torchvision's): ImageNet-LT and Places-LT are normalised
 #: with them.
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
@@ -105,26 +110,58 @@ def split_paths(name: str, split_dir: str | os.PathLike, split: str = "test") ->
     return folder / train, folder / evaluation
 
 
-def read_split_file(path: str | os.PathLike) -> tuple[list[str], torch.Tensor]:
+def _image_path(text: str) -> str:
+    """A listed path made relative to the image folder (leading ``/`` dropped); a ValueError
+    when it is still absolute (a drive, ``\\``), has a ``..`` part or names no file."""
+    path = text.lstrip("/")
+    windows = PureWindowsPath(path)  # splits at "/" and "\\" and knows drives ("C:")
+    if windows.anchor:
+        problem = "is absolute; list paths relative to the image folder"
+    elif ".." in windows.parts:
+        problem = "has a '..' part: it could leave the image folder"
+    elif not windows.parts:
+        problem = "names no file"
+    else:
+        return path
+    raise ValueError(f"path {text[:80]!r} {problem}")
+
+
+def _parse_line(text: str, num_classes: int | None) -> tuple[str, int]:
+    """One ``relative/path.jpg label`` line as (path, label); a ValueError says what is wrong."""
+    fields = text.rsplit(maxsplit=1)
+    if len(fields) != 2:
+        raise ValueError(f"expected 'relative/path.jpg label' (2 fields), got {text[:80]!r}")
+    path = _image_path(fields[0])
+    if not re.fullmatch(r"[0-9]+", fields[1]):
+        raise ValueError(f"label {fields[1][:20]!r} is not a class index (an integer >= 0)")
+    label = int(fields[1])
+    if num_classes is not None and label >= num_classes:
+        raise ValueError(f"label {label} out of range [0, {num_classes})")
+    return path, label
+
+
+def read_split_file(
+    path: str | os.PathLike, num_classes: int | None = None
+) -> tuple[list[str], torch.Tensor]:
     """Parse ``relative/path.jpg label`` lines: (paths, (N,) int64 labels), blank lines skipped.
 
     The label is the last whitespace-separated field (paths may hold spaces); a leading ``/``
-    is dropped so every path stays relative to the image folder. A malformed line raises a
+    is dropped so every path stays relative to the image folder. A line that is not UTF-8 or
+    malformed, a path that is absolute after that (a drive, ``\\``) or has a ``..`` part, a
+    label that is not an integer >= 0 or (when given) not below ``num_classes``: each raises a
     one-line ValueError naming the file and the line number.
     """
     files, labels = [], []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            text = line.strip()
-            if not text:
-                continue
-            parts = text.rsplit(maxsplit=1)
-            if len(parts) != 2 or not parts[1].isdigit():
-                raise ValueError(
-                    f"{path}, line {number}: expected 'relative/path.jpg label', got {text[:80]!r}"
-                )
-            files.append(parts[0].lstrip("/"))
-            labels.append(int(parts[1]))
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            try:
+                text = raw.decode("utf-8").strip()
+                if text:
+                    file, label = _parse_line(text, num_classes)
+                    files.append(file)
+                    labels.append(label)
+            except ValueError as err:  # UnicodeDecodeError included
+                raise ValueError(f"{path}, line {number}: {err}") from None
     if not files:
         raise ValueError(f"{path} lists no images")
     return files, torch.tensor(labels, dtype=torch.long)
@@ -141,8 +178,9 @@ def load_filelist(
     """Read ``name``'s split lists (from ``split_dir``, default ``root``) into a FileListDataset.
 
     ``root`` is the image folder the listed paths are relative to; its first training image
-    must exist (a cheap check that ``root`` is the right folder). Every class must appear in the
-    train list; evaluation labels must lie in [0, K). Errors are one-line ValueErrors.
+    must exist (a cheap check that ``root`` is the right folder). Train labels must lie in
+    [0, ``NUM_CLASSES[name]``) and every class 0..K-1 appear; evaluation labels must lie in
+    [0, K). Errors are one-line ValueErrors (see :func:`read_split_file`).
     """
     check_choice("dataset", name, FILELIST_DATASETS)
     image_size = check_scalar("image_size", image_size, kind=int, low=8)
@@ -151,8 +189,7 @@ def load_filelist(
     root_path = Path(root).expanduser()
     split_folder = root_path if split_dir is None else Path(split_dir).expanduser()
     train_path, eval_path = split_paths(name, split_folder, split)
-    train_files, train_y = read_split_file(train_path)
-    test_files, test_y = read_split_file(eval_path)
+    train_files, train_y = read_split_file(train_path, NUM_CLASSES[name])
     counts = torch.bincount(train_y)
     empty = torch.nonzero(counts == 0).flatten().tolist()
     if len(counts) < 2:
@@ -163,8 +200,7 @@ def load_filelist(
             f"classes {empty[:5]} have none"
         )
     k = len(counts)
-    if int(test_y.max()) >= k:
-        raise ValueError(f"{eval_path.name}: label {int(test_y.max())} >= {k} training classes")
+    test_files, test_y = read_split_file(eval_path, k)
     if not (root_path / train_files[0]).is_file():
         raise ValueError(
             f"{TITLES[name]} image {train_files[0]!r} (the first of {train_path.name}) not "

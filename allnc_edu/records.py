@@ -250,6 +250,7 @@ class RunResult:
     ``loss``, the NC metrics (``nc1``, ``mc_weights``, ``mc_means``, ``self_duality``, ...) and
     ``geometry``; and of the run: ``method``, ``options``, ``imbalance_ratio``, ``epochs`` (done),
     ``complete``, ``train_s`` and ``evaluated`` (the evaluated epochs, for curves).
+    ``written``: the files of ``out_dir`` that the call which produced it wrote (not saved).
     """
 
     config: RunConfig
@@ -261,6 +262,7 @@ class RunResult:
     samples_seen: int = 0
     provenance: dict[str, Any] = field(default_factory=dict)
     out_dir: Path | None = None
+    written: tuple[Path, ...] = field(default=(), compare=False)
 
     @property
     def final(self) -> EpochRecord:
@@ -370,7 +372,8 @@ class RunResult:
             raise ValueError(f"run.json has schema {schema!r}; this version reads {SCHEMA}")
         run.pop("epochs_done", None)
         run.pop("complete", None)
-        known = {f.name for f in dataclasses.fields(cls)} - {"config", "history", "out_dir"}
+        known = {f.name for f in dataclasses.fields(cls)} - {"config", "history", "out_dir",
+                                                             "written"}  # fmt: skip
         unknown = sorted(set(run) - known - {"config"})
         if unknown:
             raise ValueError(f"run.json has unknown key(s) {unknown}")
@@ -388,6 +391,8 @@ class RunResult:
         try:
             run = json.loads((out / RUN_FILE).read_text(encoding="utf-8"))
             history = json.loads((out / HISTORY_FILE).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as err:
+            return cls.from_dicts(run, history, out_dir=out)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
             raise ValueError(f"no readable run in {out}: {err}") from None
-        return cls.from_dicts(run, history, out_dir=out)
+        except (KeyError, TypeError, AttributeError) as err:
+            raise ValueError(f"no readable run in {out}: not a run's files ({err!r})") from None

@@ -22,6 +22,7 @@ draws two batches, so AllNC sees twice the samples of CE in the same epochs ("ce
 from __future__ import annotations
 
 import ast
+import contextlib
 import html
 import json
 import os
@@ -30,8 +31,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ._checks import check_scalar
-from .checkpoint import OutDirError, check_writable_dir, write_json
+from ._checks import check_seed
+from .checkpoint import OutDirError, check_writable_dir, hold_lock, write_json
 from .data import load_dataset
 from .experiments import run_method
 from .methods import method_options, variant
@@ -63,20 +64,21 @@ def parse_sets(items: Iterable[str]) -> dict[str, Any]:
 
 #: Settings a continued study may change: they do not change what a run computes.
 COSMETIC_SETTINGS = ("device", "progress")
-#: Seeds the data subset and the initialisation accept (NumPy's range).
-SEED_RANGE = (0, 2**32 - 1)
+
+
+class StudyInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a study; the message says what was saved and how to continue."""
 
 
 def check_plan(methods: Sequence[str], seeds: Sequence[int]) -> tuple[list[str], list[int]]:
     """The study's methods and seeds, checked before any training: each a known method or
-    variant (``methods.variant``), each seed an integer in ``SEED_RANGE``, none twice (a
+    variant (``methods.variant``), each seed an integer in [0, 2**32 - 1], none twice (a
     replicate must be another seed). Raises ValueError naming the first bad entry."""
     if not methods or not seeds:
         raise ValueError("a study needs at least one method and one seed")
     for name in methods:
         variant(name)
-    seeds = [check_scalar("seed", s, kind=int, low=SEED_RANGE[0], high=SEED_RANGE[1])
-             for s in seeds]  # fmt: skip
+    seeds = [check_seed(s) for s in seeds]
     for what, items in (("method", list(methods)), ("seed", seeds)):
         twice = sorted({x for x in items if items.count(x) > 1}, key=items.index)
         if twice:
@@ -198,62 +200,78 @@ def run_study(
     settings = json.loads(json.dumps({k: str(v) if k == "device" else v
                                       for k, v in settings.items()}))  # fmt: skip
     plan = [(name, seed) for seed in seeds for name in methods]
-    done: dict[tuple[str, int], dict[str, Any]] = {}
     if json_path is not None:
         json_path = check_record_path(json_path)
-        if json_path.exists() and not overwrite:
-            done = _finished_runs(json_path, settings, plan)
     if runs_dir is not None:
         runs_dir = check_writable_dir(runs_dir)
-    if done and fit_options.get("progress", True):
-        print(f"study: {len(done)} of {len(plan)} runs already in {json_path}; "
-              f"training the other {len(plan) - len(done)}")  # fmt: skip
+    done: dict[tuple[str, int], dict[str, Any]] = {}
 
     def record() -> dict[str, Any]:
         runs = [done[key] for key in plan if key in done]
         return {"command": command, "settings": settings, "runs": runs,
                 "summary": summarize(runs), "complete": len(runs) == len(plan)}  # fmt: skip
 
-    todo_any = len(done) < len(plan)
-    for seed in seeds:
-        todo = [name for name in methods if (name, seed) not in done]
-        if not todo:
-            continue
-        data = load_dataset(
-            dataset,
-            imbalance_ratio=imbalance_ratio,
-            profile=profile,
-            seed=seed,
-            n_max=n_max,
-            root=root,
-            split=split,
-        )
-        for name in todo:
-            v = variants[name]
-            options = {**v.options, **{k: x for k, x in sets.items() if k in accepted[name]}}
-            length = epochs * v.epochs_factor
-            run_fit = {**fit_options, "metrics_every": min(fit_options["metrics_every"], length)}
-            run_fit.setdefault("label", f"{name} on {dataset}, seed {seed}")
-            if runs_dir is not None:
-                run_fit.update(out_dir=Path(runs_dir) / f"{name}-seed{seed}",
-                               resume=not overwrite, overwrite=overwrite)  # fmt: skip
-            result = run_method(v.method, data, epochs=length, seed=seed, **run_fit, **options)
-            if results is not None:
-                results[name, seed] = result
-            done[name, seed] = {
-                **result.summary(),
-                "method": name,
-                "base_method": v.method,
-                "seed": seed,
-                "split": split,
-                "samples_seen": result.samples_seen,
-                "options": result.options,
-            }
-            if json_path is not None:
-                write_json(json_path, record())
-    if json_path is not None and not todo_any:
-        write_json(json_path, record())  # nothing trained: the record names this command
+    with contextlib.ExitStack() as held:
+        if json_path is not None:  # one study writes a record at a time
+            lock = json_path.with_name(f".{json_path.name}.lock")
+            held.enter_context(hold_lock(lock, f"the study record {json_path}"))
+            if json_path.exists() and not overwrite:
+                done = _finished_runs(json_path, settings, plan)
+        if done and fit_options.get("progress", True):
+            print(f"study: {len(done)} of {len(plan)} runs already in {json_path}; "
+                  f"training the other {len(plan) - len(done)}")  # fmt: skip
+        if len(done) == len(plan) and json_path is not None:
+            write_json(json_path, record())  # nothing to train: the record names this command
+        try:
+            for seed in seeds:
+                todo = [name for name in methods if (name, seed) not in done]
+                if not todo:
+                    continue
+                data = load_dataset(dataset, imbalance_ratio=imbalance_ratio, profile=profile,
+                                    seed=seed, n_max=n_max, root=root, split=split)  # fmt: skip
+                for name in todo:
+                    v = variants[name]
+                    options = {
+                        **v.options,
+                        **{k: x for k, x in sets.items() if k in accepted[name]},
+                    }
+                    length = epochs * v.epochs_factor
+                    fit = {
+                        **fit_options,
+                        "metrics_every": min(fit_options["metrics_every"], length),
+                    }
+                    fit.setdefault("label", f"{name} on {dataset}, seed {seed}")
+                    if runs_dir is not None:
+                        fit.update(out_dir=runs_dir / f"{name}-seed{seed}", resume=not overwrite,
+                                   overwrite=overwrite)  # fmt: skip
+                    result = run_method(v.method, data, epochs=length, seed=seed, **fit, **options)
+                    if results is not None:
+                        results[name, seed] = result
+                    done[name, seed] = {**result.summary(), "method": name,
+                                        "base_method": v.method, "seed": seed, "split": split,
+                                        "samples_seen": result.samples_seen,
+                                        "options": result.options}  # fmt: skip
+                    if json_path is not None:
+                        write_json(json_path, record())
+        except KeyboardInterrupt as err:
+            raise StudyInterrupted(_interrupted(str(err), len(done), len(plan), json_path,
+                                                runs_dir)) from None  # fmt: skip
     return record()
+
+
+def _interrupted(
+    why: str, saved: int, planned: int, json_path: Path | None, runs_dir: Path | None
+) -> str:
+    """What an interrupted study says: what was saved and how to continue."""
+    head = f"study interrupted ({why})" if why else "study interrupted"
+    if json_path is None:
+        return (
+            f"{head}; {saved} of {planned} runs had finished, unsaved (pass json_path to keep them)"
+        )
+    again = f"{saved} of {planned} runs are saved in {json_path}; the same call continues"
+    if runs_dir is not None:
+        again += f", the interrupted run from its checkpoint in {runs_dir}"
+    return f"{head}; {again}"
 
 
 def summarize(runs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:

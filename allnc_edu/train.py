@@ -24,6 +24,7 @@ import math
 import platform
 import random
 import subprocess
+import sys
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -36,16 +37,19 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from . import __version__, distributed, pick_device
-from ._checks import check_scalar
+from ._checks import check_scalar, check_seed
 from .checkpoint import (
     CHECKPOINT_NAME,
     CheckpointError,
+    OutDirError,
     check_writable_dir,
     clean_stale_tmp,
+    hold_lock,
     load_checkpoint,
     rng_state,
     save_checkpoint,
     set_rng_state,
+    write_json,
 )
 from .data import LongTailDataset
 from .filelists import FileListDataset
@@ -62,12 +66,14 @@ __all__ = [
     "DifferentRunError",
     "DivergenceError",
     "RunExistsError",
+    "TrainingInterrupted",
     "autocast_for",
     "check_out_dir",
     "cosine_schedule",
     "epoch_scores",
     "evaluate",
     "fit",
+    "run_from_checkpoint",
     "seed_everything",
     "to_device_tensor",
     "train_epoch",
@@ -105,6 +111,24 @@ class RunExistsError(ValueError):
 
 class DifferentRunError(ValueError):
     """``resume=True`` found a checkpoint of a run whose settings differ from this one."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or the SIGTERM with which ``torchrun`` stops the other processes when one fails)
+    during training: ``epoch`` is the epoch that was running, ``kept`` the epoch the checkpoint
+    holds (None without one), ``checkpoint`` its path (None without ``out_dir``);
+    ``exit_status`` is the shell's for the signal (130 for Ctrl-C)."""
+
+    def __init__(self, epoch: int, kept: int | None, checkpoint: Path | None, cause: str = ""):
+        self.epoch, self.kept, self.checkpoint = epoch, kept, checkpoint
+        if checkpoint is None:
+            after = "no checkpoint was kept (pass out_dir to keep one)"
+        elif kept is None:
+            after = "no epoch had finished, so there is no checkpoint yet"
+        else:
+            after = f"the last checkpoint holds epoch {kept}; continue with resume=True"
+        by = f" by {cause}" if cause else ""
+        super().__init__(f"interrupted in epoch {epoch}{by}; {after}")
 
 
 class DivergenceError(RuntimeError):
@@ -491,12 +515,11 @@ def fit(
         raise ValueError("resume=True needs out_dir, the folder holding the checkpoint")
     if stop_after is not None:
         stop_after = check_scalar("stop_after", stop_after, kind=int, low=1)
-    world, rank = distributed.world_size(), distributed.rank()
+    world = distributed.world_size()
     if batch_size < 2 * world:
         raise ValueError(f"batch_size {batch_size} (global) gives some of the {world} ranks "
                          "fewer than 2 samples per step; use at least 2 per rank")  # fmt: skip
     sync_bn = check_scalar("sync_bn", sync_bn, kind=bool)
-    streamed = isinstance(dataset, FileListDataset)  # else tensors held on the device
     images = len(dataset.input_shape) == 3
     augment = images if augment is None else check_scalar("augment", augment, kind=bool)
     augmentation = {3: "crop_flip", 2: "shift"}.get(len(dataset.input_shape))
@@ -530,7 +553,7 @@ def fit(
         augment=augment,
         metrics_every=metrics_every,
         record_geometry=check_scalar("record_geometry", record_geometry, kind=bool),
-        seed=check_scalar("seed", seed, kind=int),
+        seed=check_seed(seed),
         device=str(dev),
         progress=bool(progress),
         world_size=world,
@@ -540,16 +563,39 @@ def fit(
         data_root=_str_or_none(getattr(dataset, "root", None)),
         split_dir=_str_or_none(getattr(dataset, "split_dir", None)),
     )
-    out = distributed.main_first(
-        lambda: _prepare_out_dir(out_dir, resume=resume, overwrite=overwrite)
-    )
-    if out is None and out_dir is not None:  # the other ranks read the checkpoint, never write
-        out = Path(out_dir)
+    with contextlib.ExitStack() as held:  # the run folder's lock, for the whole run
+        out = distributed.main_first(
+            lambda: _prepare_out_dir(out_dir, resume=resume, overwrite=overwrite, held=held)
+        )
+        if out is None and out_dir is not None:  # the other ranks read the checkpoint
+            out = Path(out_dir)
+        return _train(method, dataset, config, out=out, dev=dev, resume=resume,
+                      stop_after=stop_after, label=label, workers=workers)  # fmt: skip
+
+
+def _train(
+    method: nn.Module,
+    dataset: LongTailDataset | FileListDataset,
+    config: RunConfig,
+    *,
+    out: Path | None,
+    dev: torch.device,
+    resume: bool,
+    stop_after: int | None,
+    label: str | None,
+    workers: int | None,
+) -> RunResult:
+    """``fit``'s loop, its settings checked and in ``config``, its run folder prepared."""
+    epochs, batch_size, seed = config.epochs, config.batch_size, config.seed
+    world, rank = config.world_size, distributed.rank()
+    channels_last, augment = config.channels_last, config.augment
+    streamed = isinstance(dataset, FileListDataset)  # else tensors held on the device
+    augmentation = {3: "crop_flip", 2: "shift"}.get(len(dataset.input_shape))
     writes = distributed.is_main()
 
     # Data on the device, once; a fresh loader per epoch seeded by (seed, epoch) makes resume exact.
     method.to(dev, memory_format=torch.channels_last if channels_last else torch.preserve_format)
-    if sync_bn:
+    if config.sync_bn:
         nn.SyncBatchNorm.convert_sync_batchnorm(method)
     x = y = test_x = None
     if not streamed:
@@ -580,8 +626,11 @@ def fit(
     steps_per_epoch = num_batches(len(dataset.train_y), batch_size, drop_last)
     total_steps = epochs * steps_per_epoch
     params = [p for p in method.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    scheduler = cosine_schedule(optimizer, total_steps, round(warmup_epochs * steps_per_epoch))
+    optimizer = torch.optim.SGD(
+        params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
+    warmup_steps = round(config.warmup_epochs * steps_per_epoch)
+    scheduler = cosine_schedule(optimizer, total_steps, warmup_steps)
 
     ckpt = out / CHECKPOINT_NAME if out is not None else None
     result = RunResult(
@@ -594,9 +643,10 @@ def fit(
         provenance=_provenance(dev),
         out_dir=out,
     )
+    written: list[Path] = []
     if ckpt is not None and resume and ckpt.exists():
         state = load_checkpoint(ckpt)
-        saved = _unpack(state, ckpt)
+        saved = run_from_checkpoint(state, ckpt)
         _check_same_run(saved.config, config, ckpt)
         _check_same_model(state["model"], method, ckpt)
         method.load_state_dict(state["model"])
@@ -606,61 +656,103 @@ def fit(
         result.history, result.samples_seen = saved.history, saved.samples_seen
         for key in ("started", "finished"):
             result.provenance[key] = saved.provenance.get(key)
+        if writes:
+            written += _repair_run_files(out, state)
     else:
         seed_everything(seed)
-    if compile:
+    if config.compile:
         _compile_backbone(method)
     stepper = _DataParallel.wrap(method, dev) if distributed.is_initialized() else method
 
-    autocast = autocast_for(dev, amp)
+    autocast = autocast_for(dev, config.amp)
     last = epochs if stop_after is None else min(epochs, stop_after)
     desc = label or f"{config.method} on {dataset.name}"
-    shown = progress and writes
-    with run_bar(epochs, done=len(result.history), desc=desc, enabled=shown) as bar:
-        for epoch in range(len(result.history) + 1, last + 1):
-            t0 = time.perf_counter()
-            main, balanced = loaders(epoch)
-            losses, parts, samples = train_epoch(
-                stepper, optimizer, scheduler, main, balanced, epoch=epoch,
-                total_steps=total_steps, autocast=autocast, progress=bar,
-            )  # fmt: skip
-            if distributed.is_initialized():
-                losses, parts, samples = _over_ranks(losses, parts, samples)
-                distributed.broadcast_buffers(method)  # evaluate and save rank 0's statistics
-            finite = torch.isfinite(losses)  # one host sync per epoch, not one per step
-            if not finite.all():
-                bad = int((~finite).nonzero()[0])
-                raise DivergenceError(epoch, bad + 1, losses[bad].item(), ckpt)
-            train_s = time.perf_counter() - t0
-            measured: dict[str, Any] = {}
-            if epoch % metrics_every == 0 or epoch == last:
-                ev = evaluate(method, dataset, train_x=x, test_x=test_x, geometry=record_geometry,
-                              amp=amp, workers=workers)  # fmt: skip
-                measured = epoch_scores(ev, result.minority)
-            record = EpochRecord(
-                epoch=epoch,
-                lr=scheduler.get_last_lr()[0],
-                loss=losses.mean().item(),
-                loss_parts=parts,
-                train_s=train_s,
-                samples=samples,
-                samples_per_s=samples / train_s,
-                **measured,
-            )
-            result.history.append(record)
-            result.samples_seen += samples
-            result.provenance["finished"] = _now()
-            if ckpt is not None and writes:
-                save_checkpoint(ckpt, {
-                    "format": CHECKPOINT_FORMAT, "epoch": epoch,
-                    "run": json.dumps(result.run_dict()),
-                    "history": json.dumps([r.as_dict() for r in result.history]),
-                    "model": method.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "rng": rng_state(),
-                })  # fmt: skip
-                result.save(out)
-            bar.update(_postfix(record))
+    shown = config.progress and writes
+    kept = len(result.history) if written or (ckpt is not None and ckpt.exists()) else None
+    epoch = len(result.history) + 1  # the epoch running when an interruption comes
+    try:
+        with run_bar(epochs, done=len(result.history), desc=desc, enabled=shown) as bar:
+            for epoch in range(len(result.history) + 1, last + 1):
+                t0 = time.perf_counter()
+                main, balanced = loaders(epoch)
+                losses, parts, samples = train_epoch(
+                    stepper, optimizer, scheduler, main, balanced, epoch=epoch,
+                    total_steps=total_steps, autocast=autocast, progress=bar,
+                )  # fmt: skip
+                if distributed.is_initialized():
+                    losses, parts, samples = _over_ranks(losses, parts, samples)
+                    distributed.broadcast_buffers(method)  # evaluate and save rank 0's
+                finite = torch.isfinite(losses)  # one host sync per epoch, not one per step
+                if not finite.all():
+                    bad = int((~finite).nonzero()[0])
+                    raise DivergenceError(epoch, bad + 1, losses[bad].item(), ckpt)
+                train_s = time.perf_counter() - t0
+                measured: dict[str, Any] = {}
+                if epoch % config.metrics_every == 0 or epoch == last:
+                    ev = evaluate(method, dataset, train_x=x, test_x=test_x,
+                                  geometry=config.record_geometry, amp=config.amp,
+                                  workers=workers)  # fmt: skip
+                    measured = epoch_scores(ev, result.minority)
+                record = EpochRecord(
+                    epoch=epoch,
+                    lr=scheduler.get_last_lr()[0],
+                    loss=losses.mean().item(),
+                    loss_parts=parts,
+                    train_s=train_s,
+                    samples=samples,
+                    samples_per_s=samples / train_s,
+                    **measured,
+                )
+                result.history.append(record)
+                result.samples_seen += samples
+                result.provenance["finished"] = _now()
+                if ckpt is not None and writes:
+                    save_checkpoint(ckpt, {
+                        "format": CHECKPOINT_FORMAT, "epoch": epoch,
+                        "run": json.dumps(result.run_dict()),
+                        "history": json.dumps([r.as_dict() for r in result.history]),
+                        "model": method.state_dict(), "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(), "rng": rng_state(),
+                    })  # fmt: skip
+                    kept = epoch
+                    written += [ckpt, *result.save(out)]
+                bar.update(_postfix(record))
+    except KeyboardInterrupt as err:
+        stop = TrainingInterrupted(epoch, kept, ckpt, cause=str(err))
+        stop.exit_status = getattr(err, "exit_status", 130)
+        raise stop from None
+    except RuntimeError as err:
+        if not distributed.lost_peer(err):
+            raise
+        distributed.stopping()
+        why = f"the loss of another process of the run: {distributed.first_sentence(err)}"
+        stop = TrainingInterrupted(epoch, kept, ckpt, cause=why)
+        stop.exit_status = 1
+        raise stop from None
+    result.written = tuple(dict.fromkeys(written))
     return result
+
+
+def _repair_run_files(out: Path, state: dict[str, Any]) -> list[Path]:
+    """Rewrite run.json and history.json from the checkpoint's own copies where they are
+    missing, unreadable or disagree with it (a run stopped between its writes), printing one
+    line per file; returns the files rewritten."""
+    repaired = []
+    for name, text in ((RUN_FILE, state["run"]), (HISTORY_FILE, state["history"])):
+        path, truth = out / name, json.loads(text)
+        try:
+            agrees = json.loads(path.read_text(encoding="utf-8")) == truth
+            why = None if agrees else "disagreed with it"
+        except FileNotFoundError:
+            why = "was missing"
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            why = "was unreadable"
+        if why is not None:
+            write_json(path, truth)
+            repaired.append(path)
+            print(f"repaired {path} from {CHECKPOINT_NAME} (epoch {state['epoch']}): it {why}",
+                  file=sys.stderr)  # fmt: skip
+    return repaired
 
 
 def epoch_scores(ev: dict[str, Any], minority: list[int]) -> dict[str, Any]:
@@ -773,40 +865,60 @@ def _validate(
 def check_out_dir(
     out_dir: str | Path, *, resume: bool = False, overwrite: bool = False
 ) -> tuple[Path, list[str]]:
-    """Check, before any work, that ``out_dir`` is a writable folder (created if needed) and
-    that ``fit`` may use it: a run already there (``RUN_FILES``) is refused unless resumed (it
-    has a checkpoint) or ``overwrite``. Cleans stale temporary files of an interrupted write.
-    Returns the folder and the run files present. Raises ``checkpoint.OutDirError`` or
-    :class:`RunExistsError` (ValueErrors, one line each)."""
+    """Check, before any work, that ``out_dir`` is a writable folder (created if needed) that
+    no other process is training in, and that ``fit`` may use it: a run already there
+    (``RUN_FILES``) is refused unless resumed (it has a checkpoint) or ``overwrite``; a run
+    file that is not a file (a folder in its place) is refused. Cleans stale temporary files
+    of an interrupted write. Returns the folder and the run files present. Raises
+    ``checkpoint.OutDirError``, ``checkpoint.InUseError`` or :class:`RunExistsError`
+    (ValueErrors, one line each)."""
     out = check_writable_dir(out_dir)
+    with hold_lock(out, f"the run folder {out}"):
+        return _check_run_files(out, resume=resume, overwrite=overwrite)
+
+
+def _check_run_files(out: Path, *, resume: bool, overwrite: bool) -> tuple[Path, list[str]]:
+    """:func:`check_out_dir`'s checks of the files in ``out``, under its lock."""
     clean_stale_tmp(out, RUN_FILES)
     present = [name for name in RUN_FILES if (out / name).exists()]
+    odd = [name for name in present if not (out / name).is_file()]
+    if odd:
+        raise OutDirError(
+            f"{out / odd[0]} is not a file (a folder or device in the place of the run's "
+            f"{odd[0]}); move it away, then run again"
+        )
     if not present or overwrite or (resume and CHECKPOINT_NAME in present):
         return out, present
     if resume:
         raise RunExistsError(
             f"{out} holds {', '.join(present)} but no {CHECKPOINT_NAME} to resume from; "
-            "pass overwrite=True (--overwrite) to start a new run there"
+            "pass overwrite=True to start a new run there"
         )
     raise RunExistsError(
-        f"{out} already holds a run ({', '.join(present)}); pass resume=True (--resume) to "
-        "continue it or overwrite=True (--overwrite) to replace it"
+        f"{out} already holds a run ({', '.join(present)}); pass resume=True to continue it "
+        "or overwrite=True to replace it"
     )
 
 
-def _prepare_out_dir(out_dir: str | Path | None, *, resume: bool, overwrite: bool) -> Path | None:
-    """:func:`check_out_dir`, then delete the old run when it is to be replaced."""
+def _prepare_out_dir(
+    out_dir: str | Path | None, *, resume: bool, overwrite: bool, held: contextlib.ExitStack
+) -> Path | None:
+    """Take the folder's lock into ``held`` (kept until the run ends), check it as
+    :func:`check_out_dir` does, then delete the old run when it is to be replaced."""
     if out_dir is None:
         return None
-    out, present = check_out_dir(out_dir, resume=resume, overwrite=overwrite)
+    out = check_writable_dir(out_dir)
+    held.enter_context(hold_lock(out, f"the run folder {out}"))
+    out, present = _check_run_files(out, resume=resume, overwrite=overwrite)
     if overwrite and not (resume and CHECKPOINT_NAME in present):
         for name in present:
             (out / name).unlink()
     return out
 
 
-def _unpack(state: dict[str, Any], path: Path) -> RunResult:
-    """The run saved in a checkpoint (config, history, samples, provenance)."""
+def run_from_checkpoint(state: dict[str, Any], path: str | Path) -> RunResult:
+    """The run a checkpoint holds (config, history, samples, provenance): the run's record,
+    which run.json and history.json copy. ``state`` is ``checkpoint.load_checkpoint(path)``."""
     try:
         if state.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"format {state.get('format')!r}, expected {CHECKPOINT_FORMAT}")
@@ -817,7 +929,7 @@ def _unpack(state: dict[str, Any], path: Path) -> RunResult:
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(
             f"{path} is not a checkpoint of this version of allnc_edu ({err}); "
-            "pass overwrite=True (--overwrite) to start a new run there"
+            "pass overwrite=True to start a new run there"
         ) from None
 
 
@@ -832,7 +944,7 @@ def _check_same_run(saved: RunConfig, now: RunConfig, path: Path) -> None:
     )
     raise DifferentRunError(
         f"cannot resume {path}: the settings differ ({changes}); "
-        "use another out_dir, or overwrite=True (--overwrite) to start a new run there"
+        "use another out_dir, or overwrite=True to start a new run there"
     )
 
 
@@ -846,7 +958,7 @@ def _check_same_model(saved: dict[str, torch.Tensor], method: nn.Module, path: P
     if differ:
         raise DifferentRunError(
             f"cannot resume {path}: its model does not match this one ({len(differ)} tensor(s) "
-            f"differ, e.g. {differ[0]!r}); use another out_dir or overwrite=True (--overwrite)"
+            f"differ, e.g. {differ[0]!r}); use another out_dir or overwrite=True"
         )
 
 

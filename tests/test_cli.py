@@ -76,8 +76,8 @@ def test_stop_after_then_resume_finishes_the_run(tmp_path, capsys) -> None:
             "--device cuda: device 'cuda' requested but CUDA is not available here",
             marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA present"),
         ),
-        ([*TINY, "--warmup-epochs", "5"], "warmup_epochs must be a finite float in [0, 2]"),
-        ([*TINY, "--tau", "0"], "tau must be"),
+        ([*TINY, "--warmup-epochs", "5"], "--warmup-epochs must be a finite float in [0, 2]"),
+        ([*TINY, "--tau", "0"], "--tau must be"),
         ([*TINY, "--augment"], "augment needs images (C, H, W) or signals (C, L)"),
     ],
 )

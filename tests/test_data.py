@@ -157,6 +157,17 @@ def test_mnist1d_cache_dir_reuses_the_file(tmp_path, monkeypatch):
     assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
 
 
+def test_mnist1d_signals_are_make_datasets():
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    args.num_samples, args.seed, args.train_split = 300, 4, 1.0
+    reference = make_dataset(args)
+    x, y = data._generate_mnist1d(300, 4)
+    assert np.array_equal(x, reference["x"].astype(np.float32))
+    assert np.array_equal(y, reference["y"].astype(np.int64))
+
+
 def test_mnist1d_rejects_bad_split():
     with pytest.raises(ValueError, match="test_per_class"):
         load_mnist1d(100, test_per_class=10)
@@ -202,17 +213,18 @@ def test_gaussian_through_dispatcher_is_long_tailed_and_seeded():
 # ----------------------------------------------------------------------------- fake CIFAR
 
 
-def _dump(path, obj):
+def _dump(path, obj, dump=pickle.dump):
     with open(path, "wb") as f:
-        pickle.dump(obj, f)
+        dump(obj, f)
 
 
 def _images(rng, n):
     return rng.integers(0, 256, size=(n, 3, 32, 32), dtype=np.uint8)
 
 
-def _fake_cifar10(root, per_class=12, test_per_class=3):
-    """CIFAR-10 in torchvision's layout: 5 training batches, a test batch, batches.meta."""
+def _fake_cifar10(root, per_class=12, test_per_class=3, dump=pickle.dump):
+    """CIFAR-10 in torchvision's layout: 5 training batches, a test batch, batches.meta, each
+    file written by ``dump(obj, file)``."""
     rng = np.random.default_rng(0)
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True)
@@ -222,13 +234,14 @@ def _fake_cifar10(root, per_class=12, test_per_class=3):
         _dump(
             folder / f"data_batch_{b + 1}",
             {"data": x[part].reshape(len(part), 3072), "labels": y[part].tolist()},
+            dump,
         )
     tx = _images(rng, 10 * test_per_class)
     ty = np.repeat(np.arange(10), test_per_class)
-    _dump(folder / "test_batch", {"data": tx.reshape(-1, 3072), "labels": ty.tolist()})
+    _dump(folder / "test_batch", {"data": tx.reshape(-1, 3072), "labels": ty.tolist()}, dump)
     names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
              "truck"]  # fmt: skip
-    _dump(folder / "batches.meta", {"label_names": names})
+    _dump(folder / "batches.meta", {"label_names": names}, dump)
     return x, y, tx, ty, names
 
 

@@ -6,8 +6,10 @@ of them) and by ``torchrun`` itself for the command line.
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from allnc_edu import distributed
+from allnc_edu.checkpoint import load_checkpoint
 from allnc_edu.data import load_dataset
 from allnc_edu.losses import ClassMeanBank, p2p_loss
 from allnc_edu.methods import METHODS, make_method
@@ -263,6 +266,59 @@ def test_torchrun_two_processes_train_and_evaluate(tmp_path):
     got = json.loads(scores.read_text())
     assert got["accuracy"] == pytest.approx(last["accuracy"], abs=1e-6)
     assert got["nc"]["nc1"] == pytest.approx(last["nc"]["nc1"], abs=1e-6)
+
+
+def _rank_pid(launcher: subprocess.Popen, rank: int) -> int:
+    """The pid of the worker of ``rank`` that ``launcher`` (torchrun) started."""
+    for _ in range(600):
+        for proc in Path("/proc").iterdir():
+            try:
+                env = (proc / "environ").read_bytes().split(b"\0")
+                parent = int((proc / "stat").read_text().split()[3])
+            except (OSError, ValueError):
+                continue
+            if f"RANK={rank}".encode() in env and parent in _children(launcher.pid):
+                return int(proc.name)
+        time.sleep(0.1)
+    raise AssertionError(f"no worker of rank {rank} found")
+
+
+def _children(pid: int) -> set[int]:
+    """``pid`` and its child processes (torchrun may run as python -m torch.distributed.run)."""
+    kids = {pid}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        kids.update(int(c) for c in (task / "children").read_text().split())
+    return kids
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux's /proc")
+def test_a_killed_worker_stops_the_others_in_one_line_with_the_checkpoint_intact(tmp_path):
+    """kill -9 one torchrun worker mid-run: the other exits within seconds with one line of
+    its own, naming the epoch and the checkpoint, which stays intact and resumable."""
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    train = [*_torchrun(), "--standalone", f"--nproc-per-node={WORLD}", "-m", "allnc_edu",
+             "train", "--dataset", "mnist1d", "--method", "allnc", "--epochs", "500",
+             "--n-max", "100", "--out", str(out), "--no-progress"]  # fmt: skip
+    launcher = subprocess.Popen(train, env=env, text=True, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        while not (out / "checkpoint.pt").exists():
+            assert launcher.poll() is None, launcher.stderr.read()[-3000:]
+            time.sleep(0.2)
+        os.kill(_rank_pid(launcher, 1), signal.SIGKILL)
+        start = time.monotonic()
+        launcher.wait(timeout=60)
+        assert time.monotonic() - start < 30
+    finally:
+        launcher.kill()
+    ours = [line for line in launcher.stderr.read().splitlines() if "allnc-edu train" in line]
+    assert len(ours) == 1, ours
+    kept = load_checkpoint(out / "checkpoint.pt")["epoch"]
+    assert ours[0].startswith("allnc-edu train: rank 0: interrupted in epoch ")
+    assert f"the last checkpoint holds epoch {kept}; continue with --resume" in ours[0]
+    assert json.loads((out / "run.json").read_text())["epochs_done"] == kept
 
 
 def test_resume_with_another_world_size_is_refused(tmp_path):

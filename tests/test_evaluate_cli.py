@@ -12,7 +12,7 @@ from _cli import fails
 from _filelist_tree import write_imagenet_lt
 
 from allnc_edu.__main__ import evaluation_table, main
-from allnc_edu.checkpoint import CHECKPOINT_NAME
+from allnc_edu.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from allnc_edu.records import NC_FIELDS, RunResult
 
 TINY = ["--dataset", "mnist1d", "--n-max", "60", "--imbalance-ratio", "10", "--epochs", "2",
@@ -72,15 +72,27 @@ def test_a_moved_mnist1d_cache_is_skipped(runs, tmp_path, capsys) -> None:
     assert not (tmp_path / "moved").exists()
 
 
+def _edit_both(copy: Path, **changes) -> None:
+    """Change the run's settings in run.json and in its checkpoint alike (a consistent run
+    whose recorded settings no longer fit its weights or data)."""
+    run = json.loads((copy / "run.json").read_text())
+    run["config"].update(changes)
+    (copy / "run.json").write_text(json.dumps(run))
+    state = load_checkpoint(copy / CHECKPOINT_NAME)
+    state["run"] = json.dumps(run)
+    save_checkpoint(copy / CHECKPOINT_NAME, state)
+
+
 def test_a_folder_without_a_run_is_one_line(tmp_path, capsys) -> None:
     err = fails(["evaluate", "--run", str(tmp_path)], capsys)
-    assert f"no run in {tmp_path}" in err and "run.json" in err
+    assert f"no {CHECKPOINT_NAME} in {tmp_path} (no run)" in err
 
 
 def test_a_run_without_a_checkpoint_is_one_line(runs, tmp_path, capsys) -> None:
     copy = shutil.copytree(runs["test"], tmp_path / "run")
     (copy / CHECKPOINT_NAME).unlink()
-    assert f"no {CHECKPOINT_NAME} in {copy}" in fails(["evaluate", "--run", str(copy)], capsys)
+    err = fails(["evaluate", "--run", str(copy)], capsys)
+    assert f"no {CHECKPOINT_NAME} in {copy} (a run without its weights)" in err
 
 
 def test_a_validation_run_cannot_be_scored_on_the_test_set(runs, capsys) -> None:
@@ -90,20 +102,42 @@ def test_a_validation_run_cannot_be_scored_on_the_test_set(runs, capsys) -> None
 
 def test_a_moved_data_folder_asks_for_data_root(runs, tmp_path, capsys) -> None:
     copy = shutil.copytree(runs["test"], tmp_path / "run")
-    run = json.loads((copy / "run.json").read_text())
-    run["config"].update(dataset="cifar10-lt", data_root=str(tmp_path / "moved"))
-    (copy / "run.json").write_text(json.dumps(run))
+    _edit_both(copy, dataset="cifar10-lt", data_root=str(tmp_path / "moved"))
     err = fails(["evaluate", "--run", str(copy)], capsys)
     assert f"{tmp_path / 'moved'} is gone" in err and "--data-root" in err
 
 
 def test_a_checkpoint_of_another_model_is_one_line(runs, tmp_path, capsys) -> None:
     copy = shutil.copytree(runs["test"], tmp_path / "run")
-    run = json.loads((copy / "run.json").read_text())
-    run["config"].update(method="ce", method_options={})
-    (copy / "run.json").write_text(json.dumps(run))
+    _edit_both(copy, method="ce", method_options={})
     err = fails(["evaluate", "--run", str(copy)], capsys)
     assert "does not fit the run's ce model" in err
+
+
+def test_a_run_json_that_disagrees_with_the_checkpoint_is_refused(runs, tmp_path, capsys):
+    copy = shutil.copytree(runs["test"], tmp_path / "run")
+    run = json.loads((copy / "run.json").read_text())
+    run["config"]["imbalance_ratio"] = 5.0
+    (copy / "run.json").write_text(json.dumps(run))
+    err = fails(["evaluate", "--run", str(copy)], capsys)
+    assert "run.json disagrees with checkpoint.pt (imbalance_ratio: run.json 5.0, " in err
+    assert "checkpoint 10.0)" in err and "--trust-checkpoint" in err and "--resume" in err
+    scores = tmp_path / "scores.json"
+    argv = ["evaluate", "--run", str(copy), "--trust-checkpoint", "--json", str(scores)]
+    assert main(argv) == 0  # the checkpoint's settings: the run's own numbers
+    got, final = json.loads(scores.read_text()), RunResult.load(runs["test"]).final
+    assert got["accuracy"] == pytest.approx(final.accuracy, abs=1e-6)
+    assert got["nc"]["nc1"] == pytest.approx(final.nc1, abs=1e-6)
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated", "a list"])
+def test_an_unreadable_run_json_needs_trust_checkpoint(runs, tmp_path, capsys, damage):
+    copy = shutil.copytree(runs["test"], tmp_path / "run")
+    path = copy / "run.json"
+    {"missing": path.unlink, "truncated": lambda: path.write_text(path.read_text()[:40]),
+     "a list": lambda: path.write_text("[]")}[damage]()  # fmt: skip
+    assert "is missing or unreadable" in fails(["evaluate", "--run", str(copy)], capsys)
+    assert main(["evaluate", "--run", str(copy), "--trust-checkpoint"]) == 0
 
 
 def test_evaluate_refuses_several_processes(runs, monkeypatch, capsys) -> None:
