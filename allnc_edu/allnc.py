@@ -1,7 +1,8 @@
 """AllNC: all-around neural collapse for imbalanced classification, as one trainable model.
 
 A documented reconstruction of Zhang et al., arXiv 2408.07253, following ``allnc-method.md``;
-not the authors' code. Parts marked (R) are reconstructions; each is an ``AllNCConfig`` field.
+not the authors' code. Parts marked (R) are reconstructions: choices the paper does not spell
+out, each an ``AllNCConfig`` field (its ``reconstructed`` flag).
 
 Total loss of one step, with t/T = ``progress``:
 
@@ -39,7 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import ArrayLike, as_counts, check_choice, check_scalar
+from ._checks import ArrayLike, as_counts
+from .config import check_settings, setting
 from .losses import (
     HYCON_WEIGHTINGS,
     P2P_MEAN_FORMS,
@@ -58,18 +60,6 @@ INFERENCE_HEADS = ("rebalancing", "average")
 PROJECTIONS = ("mlp", "identity")
 BN_PASSES = ("separate", "joint")
 HYCON_SAMPLES = ("all", "conventional", "balanced")
-#: The allowed values of ``AllNCConfig``'s text fields (the command line's choices too).
-OPTION_CHOICES = {
-    "p2p_mode": P2P_MODES,
-    "rebalance_loss": REBALANCE_LOSSES,
-    "conventional_loss": CONVENTIONAL_LOSSES,
-    "inference": INFERENCE_HEADS,
-    "hycon_weighting": HYCON_WEIGHTINGS,
-    "projection": PROJECTIONS,
-    "p2p_means": P2P_MEAN_FORMS,
-    "bn_passes": BN_PASSES,
-    "hycon_samples": HYCON_SAMPLES,
-}
 
 
 def gbbn_alpha(progress: float, gamma: float = 2.0) -> float:
@@ -107,87 +97,133 @@ def sampling_log_prior(class_counts: ArrayLike, q: float) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class AllNCConfig:
-    """AllNC's switches and hyper-parameters; defaults chosen on the validation split (issue 9,
-    ``docs/method.md``); the spec's defaults (``allnc-method.md``) are ``methods.VARIANTS
-    ["allnc-spec"]``.
+    """AllNC's switches and hyper-parameters, each with its help text (``config.setting``).
 
-    Attributes:
-        hycon, p2p, gbbn: component switches (all on = AllNC; off ones give the ablations).
-        lambda_h, lambda_p: weights of HyCon and P2P (0.1, 0.1; the spec's 1, 1 lost).
-        tau: HyCon temperature (0.1).
-        gamma: GBBN exponent, alpha = 1 - (t/T)^gamma (0.5; 2 = BBN's parabola).
-        q: re-balancing batches drawn with weights proportional to n_k^-q (0.5; 1 balanced).
-        p2p_mode: "cross" (default), "separate" or "both" (R).
-        bank_momentum: m of the class-mean bank EMA and of P2P's bank/batch mix (0.9).
-        rebalance_loss: loss of the re-balancing branch, "la" (default: logit adjustment by
-            the batch's class distribution, proportional to n_k^(1-q)) or "ce" (R).
-        conventional_loss: loss of the conventional branch, "ce" (default, BBN's) or "la"
-            (logit adjustment by the training prior, the class distribution of its
-            instance-balanced batches) (R).
-        la_tau: logit-adjustment tau of either branch's "la" loss (1).
-        inference: "rebalancing" (W_r, default) or "average" (mean of both heads' logits) (R).
-        hycon_weighting: "balanced" (each class equal, default) or "mean" (R).
-        projection: HyCon's head g, "mlp" (Linear-ReLU-Linear, default) or "identity" (R).
-        projection_dim: output width of the "mlp" projection (128).
-        p2p_means: class means inside P2P, "ema" (value of the bank's EMA update, gradient of
-            the batch mean with weight 1, default) or "batch" (the batch means).
-        bn_passes: GBBN's two batches through the backbone, "separate" (two forward passes,
-            BatchNorm statistics of each batch apart, as BBN) or "joint" (one concatenated pass).
-        hycon_samples: the samples HyCon contrasts, "all" (both GBBN batches, default),
-            "conventional" (the instance-balanced batch) or "balanced" (the class-balanced one).
-        defer: HyCon and P2P are off for this first fraction of training (0: always on).
+    Defaults were chosen on the validation split (issue 9, ``docs/method.md``); the spec's
+    defaults (``allnc-method.md``) are ``methods.VARIANTS["allnc-spec"]``. Fields marked
+    ``reconstructed`` are our reading of choices the paper does not spell out.
     """
 
-    hycon: bool = True
-    p2p: bool = True
-    gbbn: bool = True
-    lambda_h: float = 0.1
-    lambda_p: float = 0.1
-    tau: float = 0.1
-    gamma: float = 0.5
-    q: float = 0.5
-    p2p_mode: str = "cross"
-    bank_momentum: float = 0.9
-    rebalance_loss: str = "la"
-    conventional_loss: str = "ce"
-    la_tau: float = 1.0
-    inference: str = "rebalancing"
-    hycon_weighting: str = "balanced"
-    projection: str = "mlp"
-    projection_dim: int = 128
-    p2p_means: str = "ema"
-    bn_passes: str = "separate"
-    hycon_samples: str = "all"
-    defer: float = 0.0
+    hycon: bool = setting(
+        True,
+        "HyCon, the hybrid contrastive loss pulling each sample to its "
+        "class mean (NC1); off: the ablation without it",
+    )
+    p2p: bool = setting(
+        True,
+        "P2P, the peer-to-peer loss aligning centred class means with "
+        "the classifier rows at the ETF angle (NC2, NC3); off: without it",
+    )
+    gbbn: bool = setting(
+        True,
+        "GBBN, the two branches moving from feature to classifier "
+        "learning; off: one head trained with CE on the usual batches",
+    )
+    lambda_h: float = setting(
+        0.1, "weight of the HyCon loss (the spec's 1 lost on the validation split)", low=0
+    )
+    lambda_p: float = setting(
+        0.1, "weight of the P2P loss (the spec's 1 lost on the validation split)", low=0
+    )
+    tau: float = setting(
+        0.1, "temperature of HyCon's softmax over cosines", low=0, include_low=False
+    )
+    gamma: float = setting(
+        0.5,
+        "GBBN's schedule exponent: the conventional branch's weight is "
+        "alpha = 1 - (t/T)^gamma (2: BBN's parabola)",
+        low=0,
+        include_low=False,
+        reconstructed=True,
+    )
+    q: float = setting(
+        0.5,
+        "the re-balancing branch draws class k with weight proportional to "
+        "n_k^-q (1: class-balanced, 0: as the data)",
+        low=0,
+        reconstructed=True,
+    )
+    p2p_mode: str = setting(
+        "cross",
+        "what P2P compares with the ETF Gram: cross (means "
+        "against classifier rows), separate (each with itself) or both",
+        choices=P2P_MODES,
+        reconstructed=True,
+    )
+    bank_momentum: float = setting(
+        0.9,
+        "momentum m of the class-mean bank's moving average "
+        "and of P2P's mix of bank and batch means",
+        low=0,
+        high=1,
+        include_high=False,
+    )
+    rebalance_loss: str = setting(
+        "la",
+        "loss of the re-balancing branch: la (logit "
+        "adjustment by the batch's class distribution, proportional "
+        "to n_k^(1-q)) or ce",
+        choices=REBALANCE_LOSSES,
+        reconstructed=True,
+    )
+    conventional_loss: str = setting(
+        "ce",
+        "loss of the conventional branch: ce (BBN's) or la "
+        "(logit adjustment by the training prior)",
+        choices=CONVENTIONAL_LOSSES,
+        reconstructed=True,
+    )
+    la_tau: float = setting(1.0, "tau of either branch's logit adjustment", low=0)
+    inference: str = setting(
+        "rebalancing",
+        "the head that predicts: rebalancing (W_r) or average (the mean of both heads' logits)",
+        choices=INFERENCE_HEADS,
+        reconstructed=True,
+    )
+    hycon_weighting: str = setting(
+        "balanced",
+        "how HyCon averages over samples: balanced (each class counts equally) or mean",
+        choices=HYCON_WEIGHTINGS,
+        reconstructed=True,
+    )
+    projection: str = setting(
+        "mlp",
+        "HyCon's projection head g: mlp (Linear-ReLU-Linear) or identity",
+        choices=PROJECTIONS,
+        reconstructed=True,
+    )
+    projection_dim: int = setting(128, "output width of the mlp projection", low=1)
+    p2p_means: str = setting(
+        "ema",
+        "the class means inside P2P: ema (the bank's updated "
+        "value, with the batch mean's gradient) or batch (the batch means)",
+        choices=P2P_MEAN_FORMS,
+        reconstructed=True,
+    )
+    bn_passes: str = setting(
+        "separate",
+        "GBBN's two batches through the backbone: separate "
+        "(two passes, BatchNorm statistics of each batch apart, as BBN) or "
+        "joint (one concatenated pass)",
+        choices=BN_PASSES,
+    )
+    hycon_samples: str = setting(
+        "all",
+        "the samples HyCon contrasts: all (both GBBN batches), "
+        "conventional or balanced (one of them)",
+        choices=HYCON_SAMPLES,
+        reconstructed=True,
+    )
+    defer: float = setting(
+        0.0,
+        "HyCon and P2P stay off for this first fraction of training",
+        low=0,
+        high=1,
+        include_high=False,
+    )
 
     def __post_init__(self) -> None:
-        """Check every field (bools must be bools; numbers finite) and store numbers as floats."""
-        bounds = {  # field: (low, include_low, high, include_high); None: unbounded
-            "lambda_h": (0, True, None, True),
-            "lambda_p": (0, True, None, True),
-            "tau": (0, False, None, True),
-            "gamma": (0, False, None, True),
-            "q": (0, True, None, True),
-            "bank_momentum": (0, True, 1, False),
-            "la_tau": (0, True, None, True),
-            "defer": (0, True, 1, False),
-        }
-        for name in ("hycon", "p2p", "gbbn"):
-            object.__setattr__(self, name, check_scalar(name, getattr(self, name), kind=bool))
-        for name, (low, include_low, high, include_high) in bounds.items():
-            value = check_scalar(
-                name,
-                getattr(self, name),
-                low=low,
-                high=high,
-                include_low=include_low,
-                include_high=include_high,
-            )
-            object.__setattr__(self, name, value)
-        for name, allowed in OPTION_CHOICES.items():
-            check_choice(name, getattr(self, name), allowed)
-        dim = check_scalar("projection_dim", self.projection_dim, kind=int, low=1)
-        object.__setattr__(self, "projection_dim", dim)
+        check_settings(self)
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -8,7 +8,7 @@ whole batches there, bfloat16 autocast (where the hardware supports it: ``train.
 and channels_last. Both train the same ResNet-32 (16/32/64 widths, 64-d features) with the same
 batch size on the same synthetic CIFAR-sized uint8 images (no download). Repetitions alternate
 (reference, ours, our evaluation, ...) after one warm-up pass of each, and the ratio of the
-medians is the ``speedup``. Our evaluation's images/s (``train.evaluate`` over the same images as
+medians is the ``speedup``. Our evaluation's images/s (``evaluate.evaluate`` over the same images as
 training and test set: accuracy and NC metrics) is reported beside our training images/s.
 Measured numbers, not timed tests.
 
@@ -39,21 +39,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import pick_device
-from .data import LongTailDataset, load_dataset, long_tail_counts
+from .data import DATASETS, LongTailDataset, load_dataset, long_tail_counts
+from .devices import autocast_for, to_device_tensor
+from .evaluate import evaluate
 from .filelists import IMAGENET_MEAN, IMAGENET_STD
 from .loader import DeviceLoader
 from .methods import make_method
 from .models import build_backbone, resnet32_ldam
 from .stream import StreamLoader
-from .train import (
-    DEFAULTS,
-    autocast_for,
-    cosine_schedule,
-    evaluate,
-    fit,
-    to_device_tensor,
-    train_step,
-)
+from .train import cosine_schedule, fit, train_step
 
 #: ``--workers`` default of kaidic/LDAM-DRW and GLMC's training scripts.
 REFERENCE_WORKERS = 4
@@ -250,7 +244,7 @@ def compare_loops(
             "channels_last": channels_last,
             "eval_img_per_s": statistics.median(eval_runs),
             "eval_runs": eval_runs,
-            "eval": "train.evaluate: accuracy and NC metrics (float32 features), test set "
+            "eval": "evaluate.evaluate: accuracy and NC metrics (float32 features), test set "
             "under the training autocast",
         },
         "speedup": our / ref,
@@ -282,7 +276,7 @@ def cifar10_lt_run_time(
     """Time of a full CIFAR-10-LT-sized CE run (12406 training, 10000 test images, ResNet-32
     16/32/64), extrapolated from one steady-state epoch after a warm-up epoch, plus one
     evaluation pass (train and test accuracy and streamed NC metrics), and the run's total
-    with an evaluation every epoch and at the default cadence (``train.DEFAULTS``)."""
+    with an evaluation every epoch and at the recipe's cadence (``data.DATASETS``)."""
     n = sum(CIFAR10_LT_COUNTS)
     pics, _ = synthetic_cifar(n + 10_000, seed)
     labels = torch.repeat_interleave(torch.arange(10), torch.tensor(CIFAR10_LT_COUNTS))
@@ -308,7 +302,7 @@ def cifar10_lt_run_time(
     _sync(device)
     eval_s = time.perf_counter() - t0
     train_s = epochs * n / img_per_s
-    every = int(DEFAULTS["cifar10-lt"]["metrics_every"])
+    every = int(DATASETS["cifar10-lt"].recipe["metrics_every"])
     evaluations = len(set(range(every, epochs + 1, every)) | {epochs})
     return {
         "epochs": epochs,

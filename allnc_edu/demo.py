@@ -14,11 +14,12 @@ from typing import Any
 from .checkpoint import check_writable_dir
 from .data import load_dataset
 from .experiments import compare_methods
+from .methods import ALLNC, CE, ETF_DR, LA
 from .report import REPORT_FILES, label, table_rows, write_report
 from .ufm import imbalance_sweep
 
 #: Methods the demo compares, and its settings (full, and ``smoke``: seconds, for tests).
-DEMO_METHODS = ("ce", "la", "etf-dr", "allnc")
+DEMO_METHODS = (CE.name, LA.name, ETF_DR.name, ALLNC.name)
 #: ``augment``: every method's training signals shifted by up to 4 positions (notebook 04's
 #: recipe; without it AllNC's re-sampled minority signals are memorised, ``docs/method.md``).
 DEMO = {"epochs": 60, "n_max": 500, "imbalance_ratio": 100.0, "metrics_every": 2,
@@ -42,7 +43,7 @@ def check_demo_out(out_dir: str | Path, *, overwrite: bool = False) -> tuple[Pat
     if present and not overwrite:
         raise DemoExistsError(
             f"{out} already holds a demo ({', '.join(present)}); use another folder or "
-            "overwrite=True (--overwrite) to replace it"
+            "overwrite=True to replace it"
         )
     return out, present
 

@@ -6,7 +6,7 @@ groups) and the neural-collapse metrics of the last epoch as properties (``resul
 ``result.mc_means``, ...), and one ``EpochRecord`` per epoch. ``compare_methods`` does it for
 several named runs on the same data; ``key_numbers`` keeps each run's JSON-friendly scalars.
 ``evaluate_run`` scores a saved run again on one process (``dataset_for`` and ``method_for``
-rebuild its data and its method from its ``records.RunConfig``).
+rebuild its data and its method from its ``records.RunConfig``, ``run_config`` reads it).
 Minority classes are ``groups.minority_classes(counts)``: the K - K//2 classes with the fewest
 training samples. Tables are ``report.results_table``; figures of runs are in ``plots``
 (``simplex_views``, ``runs_slider``, ``epoch_slider``).
@@ -15,7 +15,6 @@ training samples. Tables are ``report.results_table``; figures of runs are in ``
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import os
 import tempfile
@@ -29,46 +28,41 @@ from torch import nn
 from . import pick_device
 from ._checks import check_choice
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint
-from .data import SPLITS, LongTailDataset, load_dataset
+from .config import TrainConfig
+from .data import DATASETS, SPLITS, LongTailDataset, load_dataset
+from .devices import to_device_tensor
+from .evaluate import evaluate
 from .filelists import FILELIST_DATASETS, FileListDataset
-from .groups import minority_classes
 from .methods import make_method
 from .models import BACKBONES, build_backbone
-from .records import RUN_FILE, RunConfig, RunResult
-from .train import epoch_scores, evaluate, fit, run_from_checkpoint, to_device_tensor
+from .records import RUN_FILE, EpochRecord, RunConfig, RunResult
+from .rundir import run_from_checkpoint
+from .train import RUN_OPTIONS, fit
 
-#: The backbone ``run_method`` uses for each data set when none is named.
-DEFAULT_BACKBONES = {
-    "mnist1d": "cnn1d",
-    "gaussian": "mlp",
-    "cifar10-lt": "resnet32-ldam",
-    "cifar100-lt": "resnet32-ldam",
-    "imagenet-lt": "resnext50_32x4d",
-    "inat2018": "resnet50",
-    "places-lt": "resnet50",
-}
-
-_FIT_OPTIONS = frozenset(inspect.signature(fit).parameters) - {"method", "dataset", "epochs"}
+#: What ``run_method`` hands to ``train.fit``; every other option goes to the method.
+_FIT_OPTIONS = frozenset({f.name for f in dataclasses.fields(TrainConfig)} | set(RUN_OPTIONS))
 
 
 def run_method(
     method: str,
     dataset: LongTailDataset,
     *,
-    epochs: int,
+    epochs: int | None = None,
     backbone: str | None = None,
     seed: int = 0,
     **options: Any,
 ) -> RunResult:
     """Train ``method`` (a ``methods.make_method`` name) on ``dataset``; returns its RunResult.
 
-    ``options`` that ``train.fit`` takes (lr, weight_decay, batch_size, metrics_every,
-    record_geometry, progress, out_dir, ...) go to ``fit``; the others go to ``make_method``
-    (e.g. ``hycon=False`` for "allnc", ``tau`` for "la"). ``backbone`` defaults to
-    ``DEFAULT_BACKBONES[dataset.name]``. The backbone and head are initialised from ``seed``
-    (which also seeds ``fit``), so the same call gives the same run.
+    ``options`` that ``train.fit`` takes (the ``config.TrainConfig`` settings: lr,
+    weight_decay, batch_size, metrics_every, progress, ...; and out_dir, resume, ...) go to
+    ``fit``; the others go to ``make_method`` (e.g. ``hycon=False`` for "allnc", ``tau`` for
+    "la"). ``epochs`` and ``backbone`` default to the data set's (``data.DATASETS``). The
+    backbone and head are initialised from ``seed`` (which also seeds ``fit``), so the same
+    call gives the same run.
     """
-    name = backbone or DEFAULT_BACKBONES.get(dataset.name)
+    spec = DATASETS.get(dataset.name)
+    name = backbone or (spec.backbone if spec is not None else None)
     if name is None:
         raise ValueError(
             f"no default backbone for dataset {dataset.name!r}; pass backbone= one of "
@@ -84,7 +78,9 @@ def run_method(
         dataset.counts,
         **method_options,
     )
-    return fit(model, dataset, epochs=epochs, seed=seed, **fit_options)
+    if epochs is not None:
+        fit_options["epochs"] = epochs
+    return fit(model, dataset, seed=seed, **fit_options)
 
 
 def compare_methods(
@@ -176,7 +172,7 @@ def dataset_for(
             extra["image_size"] = config.image_size
     else:
         extra["n_max"] = config.n_max
-    seed = config.seed if config.data_seed is None else config.data_seed
+    seed = config.train.seed if config.data_seed is None else config.data_seed
     return load_dataset(
         config.dataset,
         imbalance_ratio=config.imbalance_ratio,
@@ -211,35 +207,19 @@ def evaluate_run(
     split_dir: str | os.PathLike | None = None,
     device: str | torch.device = "auto",
     trust_checkpoint: bool = False,
-) -> dict[str, Any]:
+) -> EpochRecord:
     """Score a saved run on one process: its checkpoint's weights on its data, rebuilt from the
     settings the checkpoint records (:func:`dataset_for`, :func:`method_for`), through
-    ``train.evaluate`` with the run's autocast setting, so a run scores what its last epoch
-    reported.
+    ``evaluate.evaluate`` with the run's autocast setting, so a run scores what its last epoch
+    reported. Returns that ``EpochRecord`` (``epoch``: the checkpoint's; no training fields).
 
-    The checkpoint is the run's record; ``run.json`` is its copy. A ``run.json`` that is
-    missing, unreadable or disagrees with the checkpoint in a setting that changes the run is
-    refused, naming each such field, unless ``trust_checkpoint`` (then the checkpoint's
-    settings are used). Where the data was (``data_root``, ``split_dir``) is taken from a
-    readable ``run.json``, so an edited copy there may point at moved data. ``split`` defaults
-    to the run's. Another split is only for file-list data sets (their training list does not
-    depend on it); for the others the validation set is held out of the training pool, so a
-    run can only be scored on the split it trained with.
-
-    Returns ``{"run", "method", "dataset", "split", "device", "epoch"}`` (the checkpoint's
-    epoch) and the ``records.EpochRecord`` fields of an evaluation, under the same names:
-    ``train_acc``, ``accuracy``, ``minority_accuracy``, ``majority_accuracy``, ``many``,
-    ``medium``, ``few``, ``per_class`` (K,) and ``nc`` (``metrics.NCMetrics.as_dict()``: ``nc1``,
-    ``mc_weights``, ...). Every failure is a ValueError in one line.
+    The checkpoint is the run's record; ``run.json`` is its copy (:func:`run_config`: a copy
+    that disagrees is refused unless ``trust_checkpoint``). ``split`` defaults to the run's.
+    Another split is only for file-list data sets (their training list does not depend on it);
+    for the others the validation set is held out of the training pool, so a run can only be
+    scored on the split it trained with. Every failure is a ValueError in one line.
     """
-    folder = os.fspath(run_dir)
-    ckpt = os.path.join(folder, CHECKPOINT_NAME)
-    if not os.path.isfile(ckpt):
-        what = "a run without its weights" if os.path.exists(os.path.join(folder, RUN_FILE)) else (
-            "no run")  # fmt: skip
-        raise ValueError(f"no {CHECKPOINT_NAME} in {folder} ({what}): train with --out DIR first")
-    state = load_checkpoint(ckpt)
-    config = _checked_config(folder, run_from_checkpoint(state, ckpt).config, trust_checkpoint)
+    state, config = _checkpoint_and_config(run_dir, trust_checkpoint)
     split = config.split if split is None else check_choice("split", split, SPLITS)
     if split != config.split and config.dataset not in FILELIST_DATASETS:
         raise ValueError(
@@ -248,6 +228,7 @@ def evaluate_run(
         )
     dataset = dataset_for(config, split=split, root=root, split_dir=split_dir)
     method = method_for(config, dataset)
+    ckpt = os.path.join(os.fspath(run_dir), CHECKPOINT_NAME)
     try:
         method.load_state_dict(state["model"])
     except (KeyError, RuntimeError) as err:
@@ -255,7 +236,7 @@ def evaluate_run(
         raise ValueError(f"{ckpt} does not fit the run's {config.method} model: {first}") from None
     dev = pick_device(device)
     tensors = isinstance(dataset, LongTailDataset)  # else image files, streamed by evaluate
-    layout = config.channels_last and (not tensors or dataset.train_x.ndim == 4)
+    layout = config.train.channels_last and (not tensors or dataset.train_x.ndim == 4)
     method.to(dev, memory_format=torch.channels_last if layout else torch.preserve_format)
     inputs = {}
     if tensors:  # as fit passes them
@@ -263,36 +244,42 @@ def evaluate_run(
             "train_x": to_device_tensor(dataset.train_x, dev, layout),
             "test_x": to_device_tensor(dataset.test_x, dev, layout),
         }
-    ev = evaluate(method, dataset, amp=config.amp, **inputs)
-    measured = epoch_scores(ev, minority_classes(dataset.counts))
-    measured.pop("geometry", None)
-    return {
-        "run": folder,
-        "method": config.method,
-        "dataset": config.dataset,
-        "split": split,
-        "device": str(dev),
-        "epoch": int(state.get("epoch", 0)),
-        **measured,
-    }
+    scores = evaluate(method, dataset, amp=config.train.amp, **inputs)
+    return dataclasses.replace(scores, epoch=int(state.get("epoch", 0)))
 
 
-def _checked_config(folder: str, saved: RunConfig, trust_checkpoint: bool) -> RunConfig:
-    """The checkpoint's settings ``saved``, with where the data was (``COSMETIC_FIELDS``) from
-    a readable run.json; a run.json that is unreadable or differs in any other field is refused
-    unless ``trust_checkpoint``."""
+def run_config(run_dir: str | os.PathLike, *, trust_checkpoint: bool = False) -> RunConfig:
+    """The settings a saved run trained with: its checkpoint's, with where the data was
+    (``data_root``, ``split_dir``) from a readable ``run.json``, so an edited copy there may
+    point at moved data. A ``run.json`` that is missing, unreadable or disagrees with the
+    checkpoint in any other field is refused, naming each such field, unless
+    ``trust_checkpoint``."""
+    return _checkpoint_and_config(run_dir, trust_checkpoint)[1]
+
+
+def _checkpoint_and_config(run_dir, trust_checkpoint: bool) -> tuple[dict[str, Any], RunConfig]:
+    folder = os.fspath(run_dir)
+    ckpt = os.path.join(folder, CHECKPOINT_NAME)
+    if not os.path.isfile(ckpt):
+        what = "a run without its weights" if os.path.exists(os.path.join(folder, RUN_FILE)) else (
+            "no run")  # fmt: skip
+        raise ValueError(f"no {CHECKPOINT_NAME} in {folder} ({what}): train with --out DIR first")
+    state = load_checkpoint(ckpt)
+    saved = run_from_checkpoint(state, ckpt).config
     path = os.path.join(folder, RUN_FILE)
-    hint = ("the checkpoint holds the settings the run trained with: pass trust_checkpoint=True"
-            " to use them, or train it with resume=True (which rewrites run.json from it)")  # fmt: skip
+    hint = (
+        "the checkpoint holds the settings the run trained with: pass trust_checkpoint=True to "
+        "use them, or train it with resume=True (which rewrites run.json from it)"
+    )
     try:
         copy = RunConfig.from_dict(json.loads(Path(path).read_text(encoding="utf-8"))["config"])
     except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError) as err:
         if trust_checkpoint:
-            return saved
+            return state, saved
         raise ValueError(f"{path} is missing or unreadable ({err}); {hint}") from None
     differ = copy.differences(saved)
     if differ and not trust_checkpoint:
         fields = "; ".join(f"{k}: run.json {a!r}, checkpoint {b!r}" for k, (a, b) in differ.items())
         raise ValueError(f"{path} disagrees with {CHECKPOINT_NAME} ({fields}); {hint}")
     moved = {k: getattr(copy, k) for k in ("data_root", "split_dir")}
-    return dataclasses.replace(saved, **moved)
+    return state, dataclasses.replace(saved, **moved)

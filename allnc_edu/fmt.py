@@ -22,3 +22,18 @@ def plural(count: int, word: str, many: str | None = None) -> str:
     """A count with its word: "1 step", "2 steps" (``many`` for irregular plurals:
     ``plural(3, "class", "classes")``)."""
     return f"{count} {word if count == 1 else many or word + 's'}"
+
+
+def nbytes_text(nbytes: float) -> str:
+    """A number of bytes as a reader should see it: "850.0 MB", "45.0 TB"."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if nbytes < 1000:
+            return f"{nbytes:.1f} {unit}"
+        nbytes /= 1000
+    return f"{nbytes:,.1f} TB"
+
+
+def error_line(err: BaseException) -> str:
+    """An exception as one line: its type and the first line of its message."""
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__

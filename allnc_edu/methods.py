@@ -12,8 +12,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,8 +27,6 @@ from .allnc import AllNC, AllNCConfig
 from .losses import dot_regression_loss, drw_weights, ldam_loss, ldam_margins, log_prior
 from .method_base import Method, check_progress
 from .models import CosineHead, ETFHead, LinearHead, ModelOutput, Network
-
-METHODS = ("ce", "la", "ldam-drw", "etf-dr", "allnc")
 
 
 class _SingleHead(Method):
@@ -142,114 +141,198 @@ def _options_of(cls) -> list[str]:
     return [p for p in inspect.signature(cls).parameters if p not in skip]
 
 
+def _build_allnc(
+    backbone: nn.Module, num_classes: int, class_counts: ArrayLike, **options: Any
+) -> AllNC:
+    return AllNC(backbone, num_classes, class_counts, AllNCConfig(**options))
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A training recipe the package ships: everything the rest of the package needs of it.
+
+    Attributes:
+        name: its name (``make_method(name)``, ``--method``, ``study --methods``).
+        build: ``build(backbone, num_classes[, class_counts], **options) -> Method``.
+        options_of: the class whose signature (or, for a dataclass of settings, whose fields)
+            names the method's options.
+        label: its name in tables and figures ("logit adjustment").
+        help: one line for ``--help``.
+        note: one sentence for a report's list of methods.
+        needs_counts: whether ``build`` takes the training class counts.
+    """
+
+    name: str
+    build: Callable[..., Method]
+    options_of: type
+    label: str
+    help: str
+    note: str
+    needs_counts: bool = False
+
+    @property
+    def options(self) -> list[str]:
+        """The option names the method accepts."""
+        if dataclasses.is_dataclass(self.options_of):
+            return [f.name for f in dataclasses.fields(self.options_of)]
+        return _options_of(self.options_of)
+
+    def defaults(self) -> dict[str, Any]:
+        """Every option with its default value."""
+        if dataclasses.is_dataclass(self.options_of):
+            return self.options_of().as_dict()
+        params = inspect.signature(self.options_of).parameters
+        return {name: params[name].default for name in self.options}
+
+
+CE = MethodSpec(
+    "ce",
+    CrossEntropy,
+    CrossEntropy,
+    "CE",
+    "cross-entropy with a learned linear classifier",
+    "plain cross-entropy with a learned linear classifier: the baseline that collapses",
+)
+LA = MethodSpec(
+    "la",
+    LogitAdjusted,
+    LogitAdjusted,
+    "logit adjustment",
+    "logit-adjusted cross-entropy (Menon et al. 2021)",
+    "logit adjustment (Menon et al. 2021): cross-entropy on logits shifted by the log "
+    "class frequencies, a standard long-tail baseline",
+    needs_counts=True,
+)
+LDAM_DRW = MethodSpec(
+    "ldam-drw",
+    LDAMDRW,
+    LDAMDRW,
+    "LDAM-DRW",
+    "LDAM loss with deferred re-weighting (Cao et al. 2019)",
+    "label-distribution-aware margins with deferred re-weighting (Cao et al. 2019)",
+    needs_counts=True,
+)
+ETF_DR = MethodSpec(
+    "etf-dr",
+    ETFDotRegression,
+    ETFDotRegression,
+    "ETF + DR",
+    "a fixed simplex-ETF classifier trained with dot regression (Yang et al. 2022)",
+    "the classifier fixed to a simplex ETF, trained with dot regression (Yang et al. "
+    "2022): the classifier-only fix",
+)
+ALLNC = MethodSpec(
+            "allnc", _build_allnc, AllNCConfig, "AllNC",
+            "AllNC: HyCon + P2P + GBBN (a documented reconstruction of Zhang et al. 2024)",
+            "HyCon (pulls each feature towards its class mean), P2P (aligns each centred class "
+            "mean with its classifier row, every other pair at the ETF angle) and GBBN (a "
+            "second, class-balanced head); a documented reconstruction, see docs/method.md",
+            needs_counts=True,
+        )  # fmt: skip
+#: Every training recipe, by name: the one place a method is added.
+METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (CE, LA, LDAM_DRW, ETF_DR, ALLNC)}
+
+
+def method_spec(name: str) -> MethodSpec:
+    """The ``METHODS`` entry of ``name``; a ValueError listing the names otherwise."""
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; allowed: {', '.join(METHODS)}")
+    return METHODS[name]
+
+
 def make_method(
     name: str, backbone: nn.Module, num_classes: int, class_counts: ArrayLike, **options
 ) -> Method:
-    """Build a training recipe by name on ``backbone`` (which must have ``feature_dim``).
-
-    Names and options: "ce" (none), "la" (tau), "ldam-drw" (max_margin, scale, beta,
-    drw_start), "etf-dr" (seed), "allnc" (any ``AllNCConfig`` field, e.g. ``hycon=False``).
+    """Build a training recipe by name (a ``METHODS`` key) on ``backbone`` (which must have
+    ``feature_dim``). Options: "ce" none, "la" tau, "ldam-drw" max_margin, scale, beta,
+    drw_start, "etf-dr" seed, "allnc" any ``AllNCConfig`` field (e.g. ``hycon=False``).
     """
+    spec = method_spec(name)
     k = check_num_classes(num_classes)
     counts = as_counts(class_counts, "class_counts")
     if counts.numel() != k:
         raise ValueError(f"class_counts has {counts.numel()} entries, expected {k}")
     if not hasattr(backbone, "feature_dim"):
         raise ValueError("backbone must have a feature_dim attribute (see allnc_edu.models)")
-    builders = {
-        "ce": CrossEntropy,
-        "la": LogitAdjusted,
-        "ldam-drw": LDAMDRW,
-        "etf-dr": ETFDotRegression,
-        "allnc": AllNCConfig,
-    }
-    if name not in builders:
-        raise ValueError(f"unknown method {name!r}; allowed: {', '.join(METHODS)}")
-    allowed = _options_of(builders[name])
-    unknown = sorted(set(options) - set(allowed))
+    unknown = sorted(set(options) - set(spec.options))
     if unknown:
-        raise ValueError(f"method {name!r} has no option(s) {unknown}; allowed: {allowed}")
-    if name == "allnc":
-        config = AllNCConfig(**options)
-        method = AllNC(backbone, k, counts, config)
-        method.options = config.as_dict()
-    else:
-        if name in ("la", "ldam-drw"):
-            method = builders[name](backbone, k, counts, **options)
-        else:
-            method = builders[name](backbone, k, **options)
-        defaults = {p: inspect.signature(builders[name]).parameters[p].default for p in allowed}
-        method.options = {**defaults, **options}
+        raise ValueError(f"method {name!r} has no option(s) {unknown}; allowed: {spec.options}")
+    args = (backbone, k, counts) if spec.needs_counts else (backbone, k)
+    method = spec.build(*args, **options)
+    method.options = {**spec.defaults(), **options}
+    if dataclasses.is_dataclass(spec.options_of):  # normalised by its checks (1 -> 1.0)
+        method.options = method.config.as_dict()
     method.name = name
     return method
 
 
 @dataclass(frozen=True)
 class Variant:
-    """A named training recipe for studies: a ``make_method`` name, its options and a budget.
+    """A named training recipe for studies: a method, its options and a budget.
 
     ``epochs_factor`` multiplies the study's epochs: "ce-2x" trains CE for twice the epochs, so
-    that it sees as many samples as a GBBN run, which draws two batches per step.
+    that it sees as many samples as a GBBN run, which draws two batches per step. Without a
+    ``description`` it is the method's label (and the budget).
     """
 
-    method: str
+    spec: MethodSpec
     options: Mapping[str, Any] = field(default_factory=dict)
     epochs_factor: int = 1
     description: str = ""
 
+    def __post_init__(self) -> None:
+        if not self.description:
+            budget = "" if self.epochs_factor == 1 else f", {self.epochs_factor}x the epochs"
+            object.__setattr__(self, "description", f"{self.spec.help}{budget}")
+
+    @property
+    def method(self) -> str:
+        """The method's name (a ``METHODS`` key)."""
+        return self.spec.name
+
 
 #: Every named variant a study can run (``study --methods``), defined here only.
 VARIANTS: dict[str, Variant] = {
-    "ce": Variant("ce", description="cross-entropy"),
-    "la": Variant("la", description="logit adjustment (Menon et al. 2021)"),
-    "ce-2x": Variant("ce", epochs_factor=2, description="cross-entropy, twice the epochs"),
-    "la-2x": Variant("la", epochs_factor=2, description="logit adjustment, twice the epochs"),
-    "ldam-drw": Variant("ldam-drw", description="LDAM with deferred re-weighting"),
-    "etf-dr": Variant("etf-dr", description="fixed ETF classifier with dot regression"),
-    "allnc": Variant("allnc", description="AllNC with the package defaults"),
+    **{name: Variant(spec) for name, spec in METHODS.items()},
+    f"{CE.name}-2x": Variant(CE, epochs_factor=2),
+    f"{LA.name}-2x": Variant(LA, epochs_factor=2),
     "allnc-spec": Variant(
-        "allnc",
+        ALLNC,
         {"lambda_h": 1.0, "lambda_p": 1.0, "gamma": 2.0, "q": 1.0, "rebalance_loss": "ce"},
         description="AllNC with the method spec's defaults (CE on class-balanced batches)",
     ),
     "allnc-ce-rebalance": Variant(
-        "allnc",
+        ALLNC,
         {"rebalance_loss": "ce", "q": 1.0},
         description="AllNC, re-balancing branch: CE on class-balanced batches (the spec)",
     ),
     "allnc-la-rebalance": Variant(
-        "allnc",
+        ALLNC,
         {"rebalance_loss": "la", "q": 0.0},
         description="AllNC, re-balancing branch: logit adjustment on instance-balanced batches",
     ),
     "allnc-joint-bn": Variant(
-        "allnc", {"bn_passes": "joint"}, description="AllNC, both GBBN batches in one pass"
+        ALLNC, {"bn_passes": "joint"}, description="AllNC, both GBBN batches in one pass"
     ),
     "allnc-batch-means": Variant(
-        "allnc", {"p2p_means": "batch"}, description="AllNC, P2P on the batch's class means"
+        ALLNC, {"p2p_means": "batch"}, description="AllNC, P2P on the batch's class means"
     ),
-    "allnc-no-hycon": Variant("allnc", {"hycon": False}, description="AllNC without HyCon"),
-    "allnc-no-p2p": Variant("allnc", {"p2p": False}, description="AllNC without P2P"),
-    "allnc-no-gbbn": Variant("allnc", {"gbbn": False}, description="AllNC without GBBN"),
-    "ce-hycon": Variant(
-        "allnc", {"p2p": False, "gbbn": False}, description="cross-entropy + HyCon"
-    ),
-    "ce-p2p": Variant("allnc", {"hycon": False, "gbbn": False}, description="cross-entropy + P2P"),
-    "gbbn": Variant("allnc", {"hycon": False, "p2p": False}, description="GBBN alone"),
+    "allnc-no-hycon": Variant(ALLNC, {"hycon": False}, description="AllNC without HyCon"),
+    "allnc-no-p2p": Variant(ALLNC, {"p2p": False}, description="AllNC without P2P"),
+    "allnc-no-gbbn": Variant(ALLNC, {"gbbn": False}, description="AllNC without GBBN"),
+    "ce-hycon": Variant(ALLNC, {"p2p": False, "gbbn": False}, description="cross-entropy + HyCon"),
+    "ce-p2p": Variant(ALLNC, {"hycon": False, "gbbn": False}, description="cross-entropy + P2P"),
+    "gbbn": Variant(ALLNC, {"hycon": False, "p2p": False}, description="GBBN alone"),
 }
 
 
 def variant(name: str) -> Variant:
-    """The named ``VARIANTS`` entry; a ``METHODS`` name not listed there is its plain method."""
+    """The named ``VARIANTS`` entry (every ``METHODS`` name is one, as the plain method)."""
     if name in VARIANTS:
         return VARIANTS[name]
-    if name in METHODS:
-        return Variant(name)
     raise ValueError(f"unknown method or variant {name!r}; allowed: {', '.join(VARIANTS)}")
 
 
 def method_options(name: str) -> list[str]:
     """The option names ``make_method(name, ...)`` accepts."""
-    builders = {"ce": CrossEntropy, "la": LogitAdjusted, "ldam-drw": LDAMDRW,
-                "etf-dr": ETFDotRegression, "allnc": AllNCConfig}  # fmt: skip
-    return _options_of(builders[name])
+    return method_spec(name).options

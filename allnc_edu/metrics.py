@@ -30,12 +30,13 @@ Conventions (recorded in every result):
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 
 from ._checks import ArrayLike, as_counts, as_float64, check_choice, check_num_classes, check_scalar
+from .measures import METRICS, ClassGeometry
 
 GLOBAL_MEANS = ("balanced", "weighted")
 WITHIN = ("pooled", "class")
@@ -97,10 +98,14 @@ class NCMetrics:
     global_mean: str
     within: str
     pinv_rtol: float
+    extra: dict[str, float | None] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        """All fields as plain Python numbers, lists, strings and None (JSON-serialisable)."""
-        return asdict(self)
+        """All fields as plain Python numbers, lists, strings and None (JSON-serialisable);
+        the metrics of ``METRICS`` entries with their own ``compute`` sit beside the others."""
+        out = asdict(self)
+        extra = out.pop("extra")
+        return {**out, **extra}
 
 
 def metrics_from_class_stats(
@@ -198,6 +203,10 @@ def metrics_from_class_stats(
                 ncc_agreement=float(agree.sum()) / num,
                 nc4_per_class=(agree.to(torch.float64) / nf).tolist(),
             )
+    added = [spec for spec in METRICS.values() if spec.compute is not None]
+    if added:
+        shared = ClassGeometry(n, mu, mbar, sigma_w, w, minority_idx)
+        result["extra"] = {spec.name: spec.compute(shared) for spec in added}
     return NCMetrics(**result)
 
 

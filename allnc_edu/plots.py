@@ -10,6 +10,7 @@ Log axes carry explicit ticks (1, 3, 10, ... or powers of ten), never SI prefixe
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -27,6 +28,16 @@ OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "
 TOL_MUTED = ("#332288", "#882255", "#44AA99", "#999933", "#AA4499", "#117733", "#CC6677", "#88CCEE")
 PALETTE = (*OKABE_ITO, *TOL_MUTED)
 ETF_COLOUR = "#666666"
+#: Line width (px) of the grey dashed ETF reference in the 3D views: about a majority arrow's.
+ETF_WIDTH = 5
+#: The band of complete minority collapse in the sweep figures.
+COLLAPSE_COLOUR = "#D55E00"
+#: Height (px) of a sweep figure with one and with two panels: panels equally tall in both.
+SWEEP_HEIGHT = {1: 480, 2: 760}
+#: A legend in rows along the figure's bottom edge, under the x-axis title (which a legend
+#: placed in plot coordinates would cover), for figures whose legend holds long labels.
+BOTTOM_LEGEND = {"orientation": "h", "x": 0.0, "xanchor": "left", "yref": "container", "y": 0.0,
+                 "yanchor": "bottom"}  # fmt: skip
 KEY_COLOUR = "#555555"
 MEAN_SYMBOL, WEIGHT_SYMBOL = "circle", "diamond"
 #: Line widths (px) of majority and minority arrows: minority arrows are the ones to look at.
@@ -55,6 +66,7 @@ def simplex_figure(
     max_points_per_class: int = 200,
     height: int | None = None,
     cosines: bool | None = None,
+    normalise: bool = False,
 ) -> go.Figure:
     """Class means and classifier vectors as 3D arrows from the origin.
 
@@ -72,6 +84,11 @@ def simplex_figure(
         height: in pixels (default 560, 600 with the cosine map).
         cosines: put the exact cosine map (:func:`cosine_map_trace`) beside the 3D view; default
             when the view is not exact (K > 4), where angles in 3D cannot be trusted.
+        normalise: draw the centred means and the classifier rows each scaled to an average
+            length of 1: for a trained network, whose features and classifier have unrelated
+            scales, so that neither set shrinks to the centre of the view. Angles and the
+            lengths within each set are kept; the ETF reference is drawn as long as the longest
+            arrow, its dashed lines reaching past the tips instead of hiding under the arrows.
 
     Uses ``geometry.project_to_3d``: for K <= 4 the view preserves lengths and angles; for K > 4
     it is the shadow on the three directions along which the arrows spread most. The scene is
@@ -95,6 +112,10 @@ def simplex_figure(
     centre = arrays["mean"].mean(dim=0) if "mean" in arrays else torch.zeros(d, dtype=torch.float64)
     if "mean" in arrays:
         arrays["mean"] = arrays["mean"] - centre
+    # the features are drawn at the means' scale; each set at average length 1 when normalised
+    scale = {kind: _average_length(a) if normalise else 1.0 for kind, a in arrays.items()}
+    arrays = {kind: a / scale[kind] for kind, a in arrays.items()}
+    normalised = normalise and len(arrays) == 2
     minority_set = _check_indices(minority, k)
     names = _class_names(class_names, k)
 
@@ -108,7 +129,7 @@ def simplex_figure(
     if features is not None:
         cloud = _feature_cloud(features, labels, k, d, centre, max_points_per_class)
         for c, pts in cloud.items():
-            xyz = pts @ basis
+            xyz = (pts / scale.get("mean", 1.0)) @ basis
             points.append(xyz)
             traces.append(
                 go.Scatter3d(
@@ -123,7 +144,11 @@ def simplex_figure(
                 )
             )
     if show_etf:
-        ref = _nearest_etf(arrays.get("classifier", arrays.get("mean"))) @ basis
+        # normalised: as long as the longest arrow, so that its dashed lines reach past the
+        # arrows' tips instead of hiding under them (an ETF is a set of directions: any length)
+        longest = max(float(a.norm(dim=1).max()) for a in arrays.values())
+        target = arrays.get("classifier", arrays.get("mean"))
+        ref = _nearest_etf(target, length=longest if normalise else None) @ basis
         points.append(ref)
         traces.append(_etf_trace(ref))
     for kind, xyz in coords.items():
@@ -152,14 +177,21 @@ def simplex_figure(
     traces += _legend_entries(names, colours, minority_set, kinds=list(coords))
 
     heading = title or "Class means and classifiers"
-    note = _view_note(proj, k, d)
+    note = _view_note(proj, k, d, normalised=normalised)
     show_cosines = (not proj.exact) if cosines is None else bool(cosines)
     layout = {
         "title": {"text": f"{heading}<br><sup>{note}</sup>"},
         "height": height or (600 if show_cosines else 560),
         "margin": {"l": 10, "r": 10, "t": 70, "b": 10},
         "legend": {"itemsizing": "constant", "groupclick": "togglegroup", "tracegroupgap": 2},
-        "meta": {"heading": heading, "note": note, "dims": min(k, d), "kept": proj.captured},
+        "meta": {
+            "heading": heading,
+            "note": note,
+            "dims": min(k, d),
+            "kept": proj.captured,
+            "minority": sorted(minority_set),
+            "normalised": normalised,
+        },
     }
     if not show_cosines:
         fig = go.Figure(traces)
@@ -176,11 +208,24 @@ def simplex_figure(
     fig.add_trace(
         cosine_map_trace(arrays.get("mean"), arrays.get("classifier"), names), row=1, col=2
     )
+    ticks = class_ticks(names, minority_set)
     fig.update_yaxes(
-        autorange="reversed", scaleanchor="x", constrain="domain", showgrid=False, row=1, col=2
+        autorange="reversed",
+        scaleanchor="x",
+        constrain="domain",
+        showgrid=False,
+        title_text="class",
+        **ticks,
+        row=1,
+        col=2,
     )
     fig.update_xaxes(
-        title_text=_cosine_map_caption(arrays), constrain="domain", showgrid=False, row=1, col=2
+        title_text=_cosine_map_caption(arrays),
+        constrain="domain",
+        showgrid=False,
+        **ticks,
+        row=1,
+        col=2,
     )
     layout["legend"].update(orientation="h", x=0.0, xanchor="left", y=-0.04, yanchor="top")
     layout["plot_bgcolor"] = "#FFFFFF"  # the blank diagonal of the cosine map
@@ -269,14 +314,42 @@ def _cosine_map_caption(arrays: Mapping[str, torch.Tensor]) -> str:
     return f"exact cosines of the {'class means' if 'mean' in arrays else 'classifiers'}"
 
 
-def _view_note(proj: Any, k: int, d: int) -> str:
+#: The view note of an exact (K <= 4) view at true lengths.
+EXACT_NOTE = "an exact 3D view: true lengths and angles"
+#: The x-axis title of the cosine maps of :func:`side_by_side` (the figure's title says more).
+MAP_CAPTION = "class: means below the diagonal, classifiers above"
+
+
+def class_ticks(names: Sequence[str], minority: set[int] | Sequence[int] = ()) -> dict[str, Any]:
+    """Axis settings that label every row or column of a cosine map with its class: the number
+    alone for the default "class k" names (the axis title says "class"), minority classes in
+    bold."""
+    short = [n.removeprefix("class ") if re.fullmatch(r"class \d+", n) else n for n in names]
+    text = [f"<b>{s}</b>" if c in set(minority) else s for c, s in enumerate(short)]
+    return {
+        "tickmode": "array",
+        "tickvals": list(names),
+        "ticktext": text,
+        "showticklabels": True,
+        "ticks": "",
+    }
+
+
+def _average_length(a: torch.Tensor) -> float:
+    """The mean row norm of ``a`` (1 when the rows are all zero)."""
+    length = float(a.norm(dim=1).mean())
+    return length if length > 0 else 1.0
+
+
+def _view_note(proj: Any, k: int, d: int, *, normalised: bool = False) -> str:
     """The second title line: what the 3D view keeps, in plain words."""
+    scaled = "; means and classifiers each scaled to average length 1" if normalised else ""
     if proj.exact:
-        return "an exact 3D view: true lengths and angles"
+        return f"an exact 3D view: true angles{scaled}" if normalised else EXACT_NOTE
     dims = min(k, d)
     return (
         f"{dims}-D arrows seen from their 3 widest directions "
-        f"({100 * proj.captured:.0f}% of their squared length); true cosines on the right"
+        f"({100 * proj.captured:.0f}% of their squared length){scaled}; true cosines on the right"
     )
 
 
@@ -474,7 +547,9 @@ def minority_collapse_sweep_figure(
         raise ValueError(f"ratios must be a non-empty sequence of positive numbers, got {ratios}")
     rows = 2 if minority_norm_ratio is not None else 1
     titles = ["minority collapse"] + (["minority / majority classifier norm"] * (rows - 1))
-    fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, subplot_titles=titles)
+    fig = make_subplots(
+        rows=rows, cols=1, shared_xaxes=True, subplot_titles=titles, vertical_spacing=0.12
+    )
     for colour, (name, values) in zip(PALETTE, series.items(), strict=False):
         if values is not None:
             fig.add_trace(
@@ -488,17 +563,15 @@ def minority_collapse_sweep_figure(
         _etf_line(fig, num_classes, row=1)
     if collapse is not None:
         below, at = collapse
-        fig.add_vrect(x0=below, x1=at, fillcolor="#D55E00", opacity=0.2, line_width=0)
-        fig.add_annotation(  # annotations on a log axis take log10 coordinates, shapes do not
-            x=math.log10(at),
-            y=0.0,
-            text=f"complete collapse<br>between IR {below:.0f} and {at:.0f}",
-            showarrow=False,
-            xanchor="left",
-            align="left",
-            font={"color": "#A33C00"},
-            row=1,
-            col=1,
+        fig.add_vrect(  # named in the legend: a label on the panel would cover the curves
+            x0=below,
+            x1=at,
+            fillcolor=COLLAPSE_COLOUR,
+            opacity=0.2,
+            line_width=0,
+            layer="below",
+            name=f"complete collapse (MC_W = 1) between IR {below:.0f} and {at:.0f}",
+            showlegend=True,
         )
     if minority_norm_ratio is not None:
         fig.add_trace(
@@ -514,7 +587,12 @@ def minority_collapse_sweep_figure(
         )
     fig.update_xaxes(**log_axis(r))
     fig.update_xaxes(title_text="imbalance ratio n_max / n_min", row=rows, col=1)
-    fig.update_layout(title=title or "Minority collapse against imbalance")
+    fig.update_layout(
+        title=title or "Minority collapse against imbalance",
+        height=SWEEP_HEIGHT[rows],  # each panel as tall whether the figure has one or two
+        legend=BOTTOM_LEGEND,
+        margin={"b": 105},
+    )
     return fig
 
 
@@ -603,36 +681,44 @@ def runs_curves_figure(runs: Mapping[str, Any]) -> go.Figure:
         if yscale == "log":
             shown = [v for t in fig.select_traces(row=row, col=col) for v in t.y]
             fig.update_yaxes(**log_axis(shown), row=row, col=col)
-    etf_value = -1 / (ks.pop() - 1)
-    for col in (2, 3):
-        fig.add_hline(
-            y=etf_value,
-            line={"color": ETF_COLOUR, "dash": "dot"},
-            annotation_text=f"ETF value {fixed(etf_value, 3, signed=True).replace('-', MINUS)}",
-            annotation_position="bottom right",
-            row=2,
-            col=col,
-        )
+    k = ks.pop()
+    for col in (2, 3):  # the MC_W and MC_H panels
+        _etf_line(fig, k, row=2, col=col, showlegend=col == 2)
     fig.update_xaxes(title_text="epoch", row=2)
-    fig.update_layout(height=620, title="Metrics over training (NC metrics on the training set)")
+    fig.update_layout(
+        height=720,
+        title="Metrics over training (NC metrics on the training set)",
+        legend={"tracegroupgap": 2},
+    )
     return fig
 
 
-def _etf_line(fig: go.Figure, num_classes: int, row: int) -> None:
-    """A dotted line at the ETF value -1/(K-1) of a cosine panel, labelled with its value."""
-    value = -1 / (num_classes - 1)
+def etf_value_label(num_classes: int) -> str:
+    """The legend entry of the dotted ETF line: "ETF value −1/(K−1) = −0.333"."""
+    return f"ETF value −1/(K−1) = {fixed(-1 / (num_classes - 1), 3).replace('-', MINUS)}"
+
+
+def _etf_line(
+    fig: go.Figure, num_classes: int, row: int, col: int = 1, *, showlegend: bool = True
+) -> None:
+    """A dotted line across a cosine panel at the ETF value -1/(K-1), named in the legend (never
+    written on the panel, where a curve at the ETF value would run through the words)."""
     fig.add_hline(
-        y=value,
-        line={"color": ETF_COLOUR, "dash": "dot"},
-        annotation_text=f"ETF value −1/(K−1) = {fixed(value, 3).replace('-', MINUS)}",
-        annotation_position="bottom right",
+        y=-1 / (num_classes - 1),
+        line={"color": ETF_COLOUR, "dash": "dot", "width": 2},
+        name=etf_value_label(num_classes),
+        legendgroup="etf value",
+        showlegend=showlegend,
         row=row,
-        col=1,
+        col=col,
     )
 
 
 def _etf_trace(ref: np.ndarray) -> go.Scatter3d:
-    """Grey dashed lines from the origin to each ideal-ETF vertex, one trace (None-separated)."""
+    """Grey dashed lines from the origin to each ideal-ETF vertex, ending in an open square, one
+    trace (None-separated). (An open square, not a cross: WebGL draws 3D markers from font
+    glyphs, and the cross is missing from common fonts; the squares are where circles and
+    diamonds come from.)"""
     xs, ys, zs = [], [], []
     for row in ref:
         xs += [0.0, row[0], None]
@@ -644,8 +730,13 @@ def _etf_trace(ref: np.ndarray) -> go.Scatter3d:
         z=zs,
         mode="lines+markers",
         name="ideal simplex ETF",
-        line={"color": ETF_COLOUR, "width": 4, "dash": "dash"},
-        marker={"size": [0, 5, 0] * len(ref), "color": ETF_COLOUR, "symbol": "cross"},
+        line={"color": ETF_COLOUR, "width": ETF_WIDTH, "dash": "dash"},
+        marker={
+            "size": [0, 7, 0] * len(ref),
+            "color": ETF_COLOUR,
+            "symbol": "square-open",
+            "line": {"width": 2, "color": ETF_COLOUR},
+        },
         hoverinfo="name",
     )
 
@@ -696,13 +787,14 @@ def _power(value: float) -> str:
     return power if mantissa == 1 else f"{mantissa}×{power}"
 
 
-def _nearest_etf(a: torch.Tensor) -> np.ndarray:
-    """The simplex ETF (rows of equal norm = the mean row norm of ``a``) closest to ``a`` (K, d)
-    after an orthogonal map (Procrustes): the reference drawn behind the arrows."""
+def _nearest_etf(a: torch.Tensor, length: float | None = None) -> np.ndarray:
+    """The simplex ETF (rows of equal norm ``length``, default the mean row norm of ``a``)
+    closest to ``a`` (K, d) after an orthogonal map (Procrustes): the reference drawn behind
+    the arrows."""
     k = a.shape[0]
     etf = simplex_etf(k, k - 1)
     u, _, vh = torch.linalg.svd(etf.T @ a, full_matrices=False)
-    scale = float(a.norm(dim=1).mean())
+    scale = float(a.norm(dim=1).mean()) if length is None else float(length)
     return (scale * etf @ (u @ vh)).numpy()
 
 
@@ -750,15 +842,20 @@ def _class_names(names: Sequence[str] | None, k: int) -> list[str]:
 
 
 def simplex_views(
-    runs: Mapping[str, Any], *, height: int | None = None, title: str | None = None
+    runs: Mapping[str, Any],
+    *,
+    height: int | None = None,
+    title: str | None = None,
+    columns: int | None = None,
 ) -> go.Figure:
-    """The 3D simplex view (:func:`simplex_figure`) of each run's last recorded geometry, in one
-    row, headed by run name and its MC_W / MC_H; minority classes thick. ``runs``:
+    """The 3D simplex view (:func:`simplex_figure`, means and classifiers each normalised) of
+    each run's last recorded geometry, side by side (:func:`side_by_side`, ``columns`` views per
+    row), headed by run name and its MC_W / MC_H; minority classes thick. ``runs``:
     ``{name: records.RunResult}`` trained with ``record_geometry=True``."""
     figures = {
         name: _run_simplex(name, run, f"{name}<br>{_mc_text(run)}") for name, run in runs.items()
     }
-    return side_by_side(figures, height=height, title=title)
+    return side_by_side(figures, height=height, title=title, columns=columns)
 
 
 def runs_slider(runs: Mapping[Any, Any], *, label: str = "", title: str | None = None) -> go.Figure:
@@ -790,6 +887,7 @@ def epoch_slider(run: Any, *, max_frames: int = 12, title: str | None = None) ->
             r.geometry["classifier"],
             minority=run.minority,
             title=f"{heading}, epoch {r.epoch}: {_mc_text(r)}",
+            normalise=True,
         )
         for r in picked
     }
@@ -797,80 +895,168 @@ def epoch_slider(run: Any, *, max_frames: int = 12, title: str | None = None) ->
 
 
 def side_by_side(
-    figures: Mapping[str, go.Figure], *, height: int | None = None, title: str | None = None
+    figures: Mapping[str, go.Figure],
+    *,
+    height: int | None = None,
+    title: str | None = None,
+    columns: int | None = None,
 ) -> go.Figure:
-    """Several :func:`simplex_figure` views as one row of 3D scenes, each headed by its figure's
+    """Several :func:`simplex_figure` views as a grid of 3D scenes, each headed by its figure's
     heading (``layout.meta``; else its key); their shared view note goes once under ``title``.
-    When the figures carry cosine maps (K > 4), the maps form a second row. The legend of the
-    first figure is kept, the others' entries hidden."""
+
+    ``columns``: views per row (default: all of them up to three, else half of them, rounded
+    up, so that four views make a 2 x 2 grid whose scenes are wide enough to read). When the
+    figures carry cosine maps (K > 4), each map sits under its scene, every row and column
+    labelled with its class (minority classes in bold). The legend of the first figure is
+    kept, the others' entries hidden.
+    """
     if not figures:
         raise ValueError("figures is empty: nothing to place side by side")
     n = len(figures)
+    cols = int(columns) if columns is not None else (n if n <= 3 else -(-n // 2))
+    if cols < 1:
+        raise ValueError(f"columns must be >= 1, got {columns}")
+    cols = min(cols, n)
+    grid_rows = -(-n // cols)
     metas = [fig.layout.meta or {} for fig in figures.values()]
     maps = any(isinstance(t, go.Heatmap) for fig in figures.values() for t in fig.data)
-    specs = [[{"type": "scene"}] * n] + ([[{"type": "xy"}] * n] if maps else [])
-    # Scenes about as tall as they are wide on a ~1000 px page: plotly fits a 3D view to the
-    # scene's height, so a scene narrower than it is tall would cut its arrows at the sides.
-    row = min(480, max(260, 1000 // n))
-    rows_px = [row, round(0.85 * row)] if maps else [row]
+    cells = [(i // cols, i % cols) for i in range(n)]  # (grid row, column) of each view
+    scene_px, map_px, gap_px, spacer_px = side_by_side_sizes(cols)
+    # subplot rows: per row of views its scenes, then their maps; between two rows of views an
+    # empty row, room for the maps' axis titles and the next scenes' headings
+    specs, rows_px, scene_rows = [], [], []
+    for r in range(grid_rows):
+        if r and maps:
+            specs.append([None] * cols)
+            rows_px.append(spacer_px)
+        scene_rows.append(len(specs) + 1)
+        specs.append([{"type": "scene"} if (r, c) in cells else None for c in range(cols)])
+        rows_px.append(scene_px)
+        if maps:
+            specs.append([{"type": "xy"} if (r, c) in cells else None for c in range(cols)])
+            rows_px.append(map_px)
+    gaps = gap_px * (len(rows_px) - 1)
     out = make_subplots(
         rows=len(specs),
-        cols=n,
+        cols=cols,
         specs=specs,
         row_heights=rows_px,
-        vertical_spacing=0.05,
-        horizontal_spacing=0.04,
-        subplot_titles=[m.get("heading", key) for m, key in zip(metas, figures, strict=True)],
+        vertical_spacing=gap_px / (sum(rows_px) + gaps),
+        horizontal_spacing=0.06 if cols > 1 else 0.0,
+        subplot_titles=_grid_titles(
+            [m.get("heading", key) for m, key in zip(metas, figures, strict=True)], cols, maps
+        ),
     )
-    for i, fig in enumerate(figures.values(), start=1):
+    out.layout.annotations = [a for a in out.layout.annotations if a.text]  # the maps: untitled
+    bar = None
+    for i, ((r, c), fig, meta) in enumerate(zip(cells, figures.values(), metas, strict=True)):
+        scene_row, col = scene_rows[r], c + 1
         for trace in fig.data:
             if isinstance(trace, go.Heatmap):
-                out.add_trace(go.Heatmap(trace, showscale=i == n), row=2, col=i)
-                out.update_yaxes(
-                    autorange="reversed", scaleanchor=f"x{i}", constrain="domain", row=2, col=i
+                bar = (scene_row + 1, col) if i == n - 1 else bar
+                out.add_trace(go.Heatmap(trace, showscale=i == n - 1), row=scene_row + 1, col=col)
+                _label_map(
+                    out,
+                    (scene_row + 1, col),
+                    list(trace.x),
+                    meta.get("minority", ()),
+                    caption=MAP_CAPTION if cols <= 2 else "class",
                 )
-                out.update_xaxes(constrain="domain", row=2, col=i)
                 continue
-            if i > 1:
+            if i > 0:
                 trace = go.Scatter3d(trace, showlegend=False)
-            out.add_trace(trace, row=1, col=i)
+            out.add_trace(trace, row=scene_row, col=col)
         scene = fig.layout.scene.to_plotly_json()
         scene.pop("domain", None)  # make_subplots placed this scene; keep the rest of its look
-        box = SCENE_BOX * SIDE_BY_SIDE_BOX
+        box = SCENE_BOX * (SIDE_BY_SIDE_BOX if cols >= 3 else 1.0)
         scene["aspectratio"] = {"x": box, "y": box, "z": box}
-        out.update_layout({f"scene{i if i > 1 else ''}": scene})
+        out.update_layout({out.get_subplot(scene_row, col).plotly_name: scene})
     note = metas[0].get("note")
     if maps:
-        out.update_xaxes(showgrid=False, showticklabels=False, row=2)
-        out.update_yaxes(showgrid=False, showticklabels=False, row=2)
-        out.update_yaxes(showticklabels=True, row=2, col=1)
-        lo, hi = out.layout.yaxis.domain  # the maps' row: the colour bar beside it
-        bar = {"y": (lo + hi) / 2, "len": hi - lo}
-        out.update_traces(colorbar=bar, selector={"type": "heatmap"})
+        lo, hi = out.get_subplot(*bar).yaxis.domain  # the colour bar beside the last map
+        out.update_traces(
+            colorbar={"y": (lo + hi) / 2, "len": hi - lo}, selector={"type": "heatmap"}
+        )
         kept = sorted(round(100 * m.get("kept", 1.0)) for m in metas)
         share = f"{kept[0]}%" if kept[0] == kept[-1] else f"{kept[0]}–{kept[-1]}%"
+        scaled = ", each set at average length 1" if metas[0].get("normalised") else ""
+        below = "" if cols <= 2 else " (means below the diagonal, classifiers above)"
         note = (
-            f"{metas[0].get('dims', '')}-D arrows seen from their 3 widest directions ({share} of "
-            "their squared length); below, the exact cosines (means under the diagonal, "
-            "classifiers above)"
+            f"{metas[0].get('dims', '')}-D arrows from their 3 widest directions ({share} of "
+            f"their squared length){scaled}; the exact cosines under each{below}"
         )
     heading = title or ""
     text = f"{heading}<br><sup>{note}</sup>" if note and heading else heading or note or ""
     out.update_layout(
-        title={"text": text},
+        # a note without a heading is set small as well: one line on a 1000 px page
+        title={"text": text, "font": {"size": 17 if heading else 13}},
         plot_bgcolor="#FFFFFF",
-        height=height or sum(rows_px) + 230,
+        height=height or sum(rows_px) + gaps + 230,
         margin={"l": 10, "r": 10, "t": 110 if text else 60, "b": 10},
         legend={
             "itemsizing": "constant",
             "groupclick": "togglegroup",
             "orientation": "h",
             "x": 0.0,
-            "y": -0.02,
+            "y": -(60 if maps else 10) / (sum(rows_px) + gaps),  # under the maps' axis titles
             "yanchor": "top",
         },
     )
     return out
+
+
+def side_by_side_sizes(columns: int) -> tuple[int, int, int, int]:
+    """Heights (px) in :func:`side_by_side` with ``columns`` views per row, for a page about
+    1100 px wide: a row of 3D scenes, a row of cosine maps, the gap between two rows and the
+    extra room between a row of maps and the next row of scenes. plotly fits a 3D view to its
+    scene's smaller side, so a scene is made about as tall as it is wide (at most 500 px), a map
+    (square) a little less."""
+    width = 1100 // max(1, columns)
+    scene = min(500, max(300, round(0.9 * width)))
+    return scene, round(0.75 * scene), 60, 40
+
+
+def _grid_titles(headings: Sequence[str], columns: int, maps: bool) -> list[str]:
+    """``make_subplots``' titles, which go to the cells in reading order: each row of scenes
+    gets its headings, a row of maps under it empty ones."""
+    titles = []
+    for start in range(0, len(headings), columns):
+        row = list(headings[start : start + columns])
+        titles += row + ([""] * len(row) if maps else [])
+    return titles
+
+
+def _label_map(
+    fig: go.Figure,
+    cell: tuple[int, int],
+    names: Sequence[str],
+    minority: Sequence[int],
+    *,
+    caption: str,
+) -> None:
+    """A cosine map's axes in :func:`side_by_side`: square, every row and column labelled."""
+    row, col = cell
+    sub = fig.get_subplot(row, col)
+    x_id = sub.xaxis.plotly_name.replace("axis", "")
+    ticks = class_ticks(names, set(minority))
+    fig.update_yaxes(
+        autorange="reversed",
+        scaleanchor=x_id,
+        constrain="domain",
+        showgrid=False,
+        title={"text": "class", "standoff": 4},
+        **ticks,
+        row=row,
+        col=col,
+    )
+    fig.update_xaxes(
+        constrain="domain",
+        showgrid=False,
+        title={"text": caption, "standoff": 6},
+        **ticks,
+        row=row,
+        col=col,
+    )
 
 
 def slider_figure(figures: Mapping[Any, go.Figure], *, label: str = "") -> go.Figure:
@@ -923,12 +1109,18 @@ def _mc_text(run: Any) -> str:
 
 
 def _run_simplex(name: Any, run: Any, title: str) -> go.Figure:
-    """:func:`simplex_figure` of a run's last recorded geometry, minority thick."""
+    """:func:`simplex_figure` of a run's last recorded geometry, minority thick, means and
+    classifiers each scaled to average length 1 (a network's features and classifier rows have
+    unrelated scales)."""
     geometry = run.geometry
     if geometry is None:
         raise ValueError(f"run {name!r} has no geometry: train it with record_geometry=True")
     return simplex_figure(
-        geometry["class_means"], geometry["classifier"], minority=run.minority, title=title
+        geometry["class_means"],
+        geometry["classifier"],
+        minority=run.minority,
+        title=title,
+        normalise=True,
     )
 
 

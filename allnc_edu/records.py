@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from .checkpoint import json_safe, write_json
+from .config import COSMETIC, TrainConfig
+from .measures import METRICS
 
 #: Version of the run.json / history.json layout.
 SCHEMA = 1
@@ -28,22 +30,11 @@ RUN_FILE, HISTORY_FILE = "run.json", "history.json"
 
 #: ``RunConfig`` fields that do not change the run, so a resume may differ in them (a data
 #: folder may move).
-COSMETIC_FIELDS = ("device", "progress", "data_root", "split_dir")
+COSMETIC_FIELDS = (*COSMETIC, "data_root", "split_dir")
 
-#: Scalar ``metrics.NCMetrics`` fields, readable by name on ``EpochRecord`` and ``RunResult``.
-NC_FIELDS = (
-    "nc1",
-    "self_duality",
-    "mc_weights",
-    "mc_means",
-    "etf_distance_means",
-    "etf_distance_weights",
-    "equinorm_means",
-    "equinorm_weights",
-    "equiangular_means",
-    "equiangular_weights",
-    "ncc_agreement",
-)
+#: Scalar ``metrics.NCMetrics`` fields (``measures.METRICS``), readable by name on
+#: ``EpochRecord`` and ``RunResult`` (``record.nc1``, ``result.mc_weights``, ...).
+NC_FIELDS = tuple(METRICS)
 
 #: Accuracy fields of an evaluated ``EpochRecord`` (test set unless named ``train_acc``).
 ACCURACY_FIELDS = (
@@ -56,16 +47,10 @@ ACCURACY_FIELDS = (
     "train_acc",
 )
 
-#: The scalars of :meth:`RunResult.summary` (JSON-friendly, no history).
-SUMMARY_FIELDS = (
-    "method",
-    *ACCURACY_FIELDS,
-    *NC_FIELDS,
-    "train_s",
-    "samples_seen",
-    "epochs",
-    "imbalance_ratio",
-)
+#: The scalars of :meth:`RunResult.summary` (JSON-friendly, no history), the metrics of
+#: ``measures.METRICS`` after the accuracies.
+SUMMARY_FIELDS = ("method", *ACCURACY_FIELDS, *NC_FIELDS, "train_s", "samples_seen", "epochs",
+                  "imbalance_ratio")  # fmt: skip
 
 
 def _from_dict(cls, data: Mapping[str, Any]):
@@ -87,54 +72,47 @@ class RunConfig:
     (head-class size), ``data_seed`` (seed of the long-tailed subset; None when unknown).
     Model: ``method`` (a ``methods.METHODS`` name), ``backbone`` (a ``models.BACKBONES`` name or
     the class name), ``method_options`` (every option of the method, defaults included).
-    Optimisation: ``epochs``, ``batch_size``, ``lr``, ``momentum``, ``weight_decay``,
-    ``warmup_epochs``, ``amp``, ``compile``, ``channels_last``, ``augment``, ``metrics_every``,
-    ``record_geometry``, ``seed``. Distribution: ``world_size`` (processes that trained it;
-    a resume with another one is refused) and ``sync_bn``. Evaluation data: ``split`` ("test" or
-    "validation"), ``image_size`` (file-list data sets; None otherwise). Cosmetic
-    (``COSMETIC_FIELDS``, ignored by resume): ``device``, ``progress``, ``data_root`` (the data
+    Training: ``train``, the ``config.TrainConfig`` with the data set's recipe filled in.
+    Distribution: ``world_size`` (processes that trained it; a resume with another one is
+    refused). Evaluation data: ``split`` ("test" or "validation"), ``image_size`` (file-list data
+    sets; None otherwise). Cosmetic (``COSMETIC_FIELDS``, ignored by resume): the training
+    settings that do not change the result (device, progress, workers), ``data_root`` (the data
     folder, None when built in) and ``split_dir`` (the split lists of a file-list data set).
-    Keys missing from an older ``run.json`` take these defaults.
+
+    In ``run.json`` it is one flat object (the training settings beside the others); keys
+    missing from an older ``run.json`` take the values that version used.
     """
 
     dataset: str
     method: str
-    epochs: int
-    batch_size: int
-    lr: float
+    train: TrainConfig = field(default_factory=TrainConfig)
     imbalance_ratio: float = 1.0
     profile: str = "exp"
     n_max: int | None = None
     data_seed: int | None = None
     backbone: str = ""
     method_options: dict[str, Any] = field(default_factory=dict)
-    momentum: float = 0.9
-    weight_decay: float = 5e-3
-    warmup_epochs: float = 0.0
-    amp: bool = True
-    compile: bool = False
-    channels_last: bool = False
-    augment: bool = False
-    metrics_every: int = 1
-    record_geometry: bool = False
-    seed: int = 0
     world_size: int = 1
-    sync_bn: bool = False
     split: str = "test"
     image_size: int | None = None
-    device: str = "cpu"
-    progress: bool = True
     data_root: str | None = None
     split_dir: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        """All fields as plain JSON values."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        """All fields as plain JSON values, the training settings flat beside the others."""
+        flat = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        flat.update(flat.pop("train").as_dict())
+        return json.loads(json.dumps(flat))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunConfig:
-        """The inverse of :meth:`as_dict`; unknown keys are refused, missing ones take defaults."""
-        return _from_dict(cls, data)
+        """The inverse of :meth:`as_dict`; unknown keys are refused, missing ones default."""
+        if not isinstance(data, Mapping):
+            raise TypeError(f"RunConfig.from_dict needs a mapping, got {type(data).__name__}")
+        settings = {f.name for f in dataclasses.fields(TrainConfig)}
+        train = {**_LEGACY_TRAIN, **{k: v for k, v in data.items() if k in settings}}
+        rest = {k: v for k, v in data.items() if k not in settings}
+        return _from_dict(cls, {**rest, "train": TrainConfig.from_dict(train)})
 
     def differences(self, other: RunConfig) -> dict[str, tuple[Any, Any]]:
         """``{field: (self's value, other's value)}`` for every non-cosmetic field that differs;
@@ -154,6 +132,11 @@ class RunConfig:
         return out
 
 
+#: What a run.json written before a setting was recorded had in its place.
+_LEGACY_TRAIN = {"channels_last": False, "augment": False, "metrics_every": 1,
+                 "weight_decay": 5e-3, "device": "cpu"}  # fmt: skip
+
+
 def _nc_property(name: str) -> property:
     def get(self) -> float | None:
         return None if self.nc is None else self.nc.get(name)
@@ -163,27 +146,28 @@ def _nc_property(name: str) -> property:
 
 @dataclass(frozen=True)
 class EpochRecord:
-    """What one epoch measured (``epoch`` is 1-based).
+    """What one epoch measured (``epoch`` is 1-based), or one evaluation (``evaluate.evaluate``:
+    ``epoch`` 0, or the checkpoint's, and no training fields).
 
-    Always: ``lr`` (at the end of the epoch), ``loss`` (mean over steps), ``loss_parts`` (epoch
-    means of the method's loss parts), ``train_s`` (training seconds, evaluation excluded),
-    ``samples`` (training samples drawn, a GBBN step's balanced batch included) and
-    ``samples_per_s``. On evaluated epochs (``evaluated``): ``train_acc`` (unaugmented training
-    set), the test accuracies ``accuracy`` (overall), ``minority_accuracy`` and
-    ``majority_accuracy`` (mean per-class accuracy over the minority classes and the others),
-    ``many`` / ``medium`` / ``few`` (shot groups; None for an empty group), ``per_class`` (K,) and
-    ``nc`` (``metrics.NCMetrics.as_dict()`` of the training set), whose scalars read by name
-    (``record.nc1``, ``record.mc_weights``, ...). ``geometry``: with ``record_geometry``, the
-    class means and the inference classifier, ``{"class_means": (K, d), "classifier": (K, d)}``
-    as nested lists.
+    Every epoch of a run: ``lr`` (at the end of the epoch), ``loss`` (mean over steps),
+    ``loss_parts`` (epoch means of the method's loss parts), ``train_s`` (training seconds,
+    evaluation excluded), ``samples`` (training samples drawn, a GBBN step's balanced batch
+    included) and ``samples_per_s``. On evaluated epochs (``evaluated``): ``train_acc``
+    (unaugmented training set), the test accuracies ``accuracy`` (overall),
+    ``minority_accuracy`` and ``majority_accuracy`` (mean per-class accuracy over the minority
+    classes and the others), ``many`` / ``medium`` / ``few`` (shot groups; None for an empty
+    group), ``per_class`` (K,) and ``nc`` (``metrics.NCMetrics.as_dict()`` of the training set),
+    whose scalars read by name (``record.nc1``, ``record.mc_weights``, ...). ``geometry``: with
+    ``record_geometry``, the class means and the inference classifier, ``{"class_means": (K, d),
+    "classifier": (K, d)}`` as nested lists.
     """
 
-    epoch: int
-    lr: float
-    loss: float
-    train_s: float
-    samples: int
-    samples_per_s: float
+    epoch: int = 0
+    lr: float | None = None
+    loss: float | None = None
+    train_s: float | None = None
+    samples: int | None = None
+    samples_per_s: float | None = None
     loss_parts: dict[str, float] = field(default_factory=dict)
     train_acc: float | None = None
     accuracy: float | None = None
@@ -205,18 +189,6 @@ class EpochRecord:
     def num_classes(self) -> int | None:
         """K, when the NC metrics were measured."""
         return None if self.nc is None else self.nc.get("num_classes")
-
-    nc1 = _nc_property("nc1")
-    self_duality = _nc_property("self_duality")
-    mc_weights = _nc_property("mc_weights")
-    mc_means = _nc_property("mc_means")
-    etf_distance_means = _nc_property("etf_distance_means")
-    etf_distance_weights = _nc_property("etf_distance_weights")
-    equinorm_means = _nc_property("equinorm_means")
-    equinorm_weights = _nc_property("equinorm_weights")
-    equiangular_means = _nc_property("equiangular_means")
-    equiangular_weights = _nc_property("equiangular_weights")
-    ncc_agreement = _nc_property("ncc_agreement")
 
     def as_dict(self) -> dict[str, Any]:
         """All fields as plain JSON values (non-finite floats become None)."""
@@ -296,8 +268,8 @@ class RunResult:
 
     @property
     def complete(self) -> bool:
-        """Whether all ``config.epochs`` epochs are done."""
-        return self.epochs == self.config.epochs
+        """Whether all ``config.train.epochs`` epochs are done."""
+        return self.epochs == self.config.train.epochs
 
     @property
     def train_s(self) -> float:
@@ -320,21 +292,15 @@ class RunResult:
     train_acc = _final_property("train_acc")
     loss = _final_property("loss")
     nc = _final_property("nc")
-    nc1 = _final_property("nc1")
-    self_duality = _final_property("self_duality")
-    mc_weights = _final_property("mc_weights")
-    mc_means = _final_property("mc_means")
-    etf_distance_means = _final_property("etf_distance_means")
-    etf_distance_weights = _final_property("etf_distance_weights")
-    equinorm_means = _final_property("equinorm_means")
-    equinorm_weights = _final_property("equinorm_weights")
-    equiangular_means = _final_property("equiangular_means")
-    equiangular_weights = _final_property("equiangular_weights")
-    ncc_agreement = _final_property("ncc_agreement")
 
     def summary(self) -> dict[str, Any]:
-        """The ``SUMMARY_FIELDS`` as a JSON-friendly dict (no history, no geometry)."""
-        return json_safe({k: getattr(self, k) for k in SUMMARY_FIELDS})
+        """The ``SUMMARY_FIELDS`` as a JSON-friendly dict (no history, no geometry), with every
+        metric registered in ``measures.METRICS`` (an added one too) by its name."""
+        values = {k: getattr(self, k) for k in SUMMARY_FIELDS if k not in NC_FIELDS}
+        nc = self.nc or {}
+        metrics = {name: nc.get(name) for name in METRICS}
+        head = {k: values.pop(k) for k in ("method", *ACCURACY_FIELDS)}
+        return json_safe({**head, **metrics, **values})
 
     def run_dict(self) -> dict[str, Any]:
         """What ``run.json`` holds: schema, config, the data set's facts, progress, provenance."""
@@ -396,3 +362,8 @@ class RunResult:
             raise ValueError(f"no readable run in {out}: {err}") from None
         except (KeyError, TypeError, AttributeError) as err:
             raise ValueError(f"no readable run in {out}: not a run's files ({err!r})") from None
+
+
+for _name in NC_FIELDS:  # record.nc1, result.mc_weights, ...: one per registered metric
+    setattr(EpochRecord, _name, _nc_property(_name))
+    setattr(RunResult, _name, _final_property(_name))

@@ -347,10 +347,14 @@ def build_report(
         ),
         "<h2>Class means and classifiers in 3D</h2>",
         _see(
-            "one view per method. Arrows ending in a circle are centred class means, arrows "
-            "ending in a diamond classifier rows; minority classes are thick with open tips; the "
-            "grey dashed lines are the ideal simplex ETF. The closer together and the shorter the "
-            "thick minority arrows, the larger MC_W (diamonds) and MC_H (circles) in the table. "
+            "one view per method, two to a row. Arrows ending in a circle are centred class "
+            "means, arrows ending in a diamond classifier rows; minority classes are thick with "
+            "open tips. Means and classifier rows have different units, so each set is drawn "
+            "scaled to an average length of 1. The grey dashed lines ending in open squares are "
+            "the ideal simplex ETF, turned to lie nearest the classifier rows and drawn as long "
+            "as the longest arrow: at an ETF each class's circle and diamond lie on its grey "
+            "line. The closer together and the shorter the thick minority arrows, the larger "
+            "MC_W (diamonds) and MC_H (circles) in the table. "
             + _projection_note(k)
             + " Drag a view to turn it; click a class in the legend to hide it."
         ),
@@ -581,8 +585,8 @@ def _projection_note(k: int) -> str:
     return (
         f"{k} classes need more than 3 dimensions, so each view shows the arrows from their 3 "
         "widest directions (the share of their squared length it keeps is in the title); the "
-        "cosine maps under the views give the true angles: white is the ETF value, red a "
-        "squeeze."
+        "cosine map under each view gives the true angles, every row and column labelled with "
+        "its class (minority classes in bold): white is the ETF value, red a squeeze."
     )
 
 

@@ -33,14 +33,18 @@ from typing import Any
 
 from ._checks import check_seed
 from .checkpoint import OutDirError, check_writable_dir, hold_lock, write_json
-from .data import load_dataset
+from .config import FALLBACK_RECIPE, RECIPE_SETTINGS
+from .data import load_dataset, recipe_for
 from .experiments import run_method
-from .methods import method_options, variant
+from .measures import METRICS
+from .methods import Variant, method_options, variant
 from .records import RunResult
 
-#: The per-run numbers a summary averages over seeds: ``{key}_mean`` (and ``_std`` for some).
-AVERAGED = ("accuracy", "minority_accuracy", "mc_means", "mc_weights", "nc1", "self_duality")
-WITH_STD = ("accuracy", "minority_accuracy")
+#: The accuracies a summary averages over seeds (``{key}_mean``, ``{key}_std``), beside every
+#: metric of ``measures.METRICS``.
+AVERAGED = ("accuracy", "minority_accuracy", "majority_accuracy", "many", "medium", "few")
+#: The metrics of a study's table, after the accuracies.
+TABLE_METRICS = ("mc_weights", "mc_means", "nc1", "self_duality")
 
 
 def parse_sets(items: Iterable[str]) -> dict[str, Any]:
@@ -136,7 +140,7 @@ def _finished_runs(
     if differ:
         raise ValueError(
             f"{path} holds a study with other settings ({'; '.join(differ)}); give another "
-            "JSON path, or overwrite=True (--overwrite) to start this study afresh there"
+            "JSON path, or overwrite=True to start this study afresh there"
         )
     return runs
 
@@ -148,7 +152,6 @@ def run_study(
     imbalance_ratio: float = 100.0,
     methods: Sequence[str] = ("ce", "la", "allnc"),
     seeds: Sequence[int] = (0, 1, 2),
-    epochs: int = 60,
     split: str = "test",
     n_max: int | None = None,
     root: str | None = None,
@@ -158,70 +161,62 @@ def run_study(
     runs_dir: str | os.PathLike | None = None,
     overwrite: bool = False,
     results: dict[tuple[str, int], RunResult] | None = None,
-    **fit_options: Any,
+    **settings: Any,
 ) -> dict[str, Any]:
     """Train every method x seed; returns ``{"command", "settings", "runs", "summary",
     "complete"}`` (JSON-ready).
 
     ``runs`` holds one dict per run: method (the variant's name), base_method, seed, split,
     samples_seen, options (every option of the method) and ``RunResult.summary()``'s fields.
-    ``summary`` is :func:`summarize` of the runs. ``fit_options`` go to ``train.fit``
-    (weight_decay, batch_size, lr, device, amp, metrics_every, record_geometry, progress, ...).
-    A ``results`` dict, when given, receives every ``RunResult`` trained here under
-    ``(method, seed)``.
+    ``summary`` is :func:`summarize` of the runs. ``settings`` are ``config.TrainConfig``
+    settings for every run (epochs, weight_decay, batch_size, lr, device, amp, ...); epochs
+    default to the data set's recipe, and only the last epoch is evaluated unless
+    ``metrics_every`` says otherwise. A ``results`` dict receives every ``RunResult`` trained
+    here under ``(method, seed)``.
 
     Nothing finished is lost: with ``json_path`` the record is written there (atomically)
     after every finished run, and the same call later continues where it stopped, keeping the
     runs already there (its settings must match; it may add methods or seeds). With
     ``runs_dir`` every run keeps its checkpoint in ``runs_dir/<method>-seed<seed>`` and an
     interrupted run resumes from its last epoch. ``overwrite`` starts afresh instead. Methods,
-    seeds and both paths are checked before any training.
+    seeds and both paths are checked before any training, and one study at a time writes to
+    a record (a lock).
     """
     methods, seeds = check_plan(methods, seeds)
-    sets = dict(sets or {})
     variants = {name: variant(name) for name in methods}
-    accepted = {name: set(method_options(v.method)) for name, v in variants.items()}
-    unused = sorted(k for k in sets if not any(k in a for a in accepted.values()))
-    if unused:
-        raise ValueError(f"--set {', '.join(unused)}: no method of this study takes it")
-    fit_options.setdefault("metrics_every", epochs)
-    settings = {
-        "dataset": dataset,
-        "profile": profile,
-        "imbalance_ratio": imbalance_ratio,
-        "methods": methods,
-        "seeds": seeds,
-        "epochs": epochs,
-        "split": split,
-        "n_max": n_max,
-        "sets": sets,
-        **{k: v for k, v in fit_options.items() if k not in ("progress", "record_geometry")},
-    }
-    settings = json.loads(json.dumps({k: str(v) if k == "device" else v
-                                      for k, v in settings.items()}))  # fmt: skip
+    sets = _checked_sets(sets, variants)
+    recipe = {**FALLBACK_RECIPE, **recipe_for(dataset)}
+    settings = {**{k: recipe[k] for k in RECIPE_SETTINGS if k != "metrics_every"}, **settings}
+    settings.setdefault("metrics_every", settings["epochs"])  # only the last epoch, by default
+    record = json.loads(json.dumps({
+        "command": command,
+        "settings": {"dataset": dataset, "profile": profile, "imbalance_ratio": imbalance_ratio,
+                     "methods": methods, "seeds": seeds, "epochs": settings["epochs"],
+                     "split": split, "n_max": n_max, "sets": sets,
+                     **{k: v for k, v in settings.items() if k not in _UNRECORDED}},
+        "runs": [], "summary": {}, "complete": False,
+    }))  # fmt: skip
     plan = [(name, seed) for seed in seeds for name in methods]
-    if json_path is not None:
-        json_path = check_record_path(json_path)
-    if runs_dir is not None:
-        runs_dir = check_writable_dir(runs_dir)
+    json_path = None if json_path is None else check_record_path(json_path)
+    runs_dir = None if runs_dir is None else check_writable_dir(runs_dir)
     done: dict[tuple[str, int], dict[str, Any]] = {}
 
-    def record() -> dict[str, Any]:
+    def save() -> None:
         runs = [done[key] for key in plan if key in done]
-        return {"command": command, "settings": settings, "runs": runs,
-                "summary": summarize(runs), "complete": len(runs) == len(plan)}  # fmt: skip
+        record.update(runs=runs, summary=summarize(runs), complete=len(runs) == len(plan))
+        if json_path is not None:
+            write_json(json_path, record)
 
     with contextlib.ExitStack() as held:
         if json_path is not None:  # one study writes a record at a time
             lock = json_path.with_name(f".{json_path.name}.lock")
             held.enter_context(hold_lock(lock, f"the study record {json_path}"))
             if json_path.exists() and not overwrite:
-                done = _finished_runs(json_path, settings, plan)
-        if done and fit_options.get("progress", True):
+                done = _finished_runs(json_path, record["settings"], plan)
+        if done and settings.get("progress", True):
             print(f"study: {len(done)} of {len(plan)} runs already in {json_path}; "
                   f"training the other {len(plan) - len(done)}")  # fmt: skip
-        if len(done) == len(plan) and json_path is not None:
-            write_json(json_path, record())  # nothing to train: the record names this command
+        save()
         try:
             for seed in seeds:
                 todo = [name for name in methods if (name, seed) not in done]
@@ -230,33 +225,55 @@ def run_study(
                 data = load_dataset(dataset, imbalance_ratio=imbalance_ratio, profile=profile,
                                     seed=seed, n_max=n_max, root=root, split=split)  # fmt: skip
                 for name in todo:
-                    v = variants[name]
-                    options = {
-                        **v.options,
-                        **{k: x for k, x in sets.items() if k in accepted[name]},
-                    }
-                    length = epochs * v.epochs_factor
-                    fit = {
-                        **fit_options,
-                        "metrics_every": min(fit_options["metrics_every"], length),
-                    }
-                    fit.setdefault("label", f"{name} on {dataset}, seed {seed}")
-                    if runs_dir is not None:
-                        fit.update(out_dir=runs_dir / f"{name}-seed{seed}", resume=not overwrite,
-                                   overwrite=overwrite)  # fmt: skip
-                    result = run_method(v.method, data, epochs=length, seed=seed, **fit, **options)
+                    out = None if runs_dir is None else runs_dir / f"{name}-seed{seed}"
+                    result = _run(variants[name], name, data, seed, sets, settings, out,
+                                  overwrite)  # fmt: skip
                     if results is not None:
                         results[name, seed] = result
                     done[name, seed] = {**result.summary(), "method": name,
-                                        "base_method": v.method, "seed": seed, "split": split,
-                                        "samples_seen": result.samples_seen,
+                                        "base_method": variants[name].method, "seed": seed,
+                                        "split": split, "samples_seen": result.samples_seen,
                                         "options": result.options}  # fmt: skip
-                    if json_path is not None:
-                        write_json(json_path, record())
+                    save()
         except KeyboardInterrupt as err:
             raise StudyInterrupted(_interrupted(str(err), len(done), len(plan), json_path,
                                                 runs_dir)) from None  # fmt: skip
-    return record()
+    return record
+
+
+#: Settings a study passes to every run but does not record (they do not change the runs).
+_UNRECORDED = ("progress", "record_geometry", "workers")
+
+
+def _checked_sets(sets: Mapping[str, Any] | None, variants: Mapping[str, Variant]) -> dict:
+    """``--set`` options, each taken by at least one method of the study."""
+    sets = dict(sets or {})
+    accepted = set().union(*(method_options(v.method) for v in variants.values()))
+    unused = sorted(k for k in sets if k not in accepted)
+    if unused:
+        raise ValueError(f"--set {', '.join(unused)}: no method of this study takes it")
+    return sets
+
+
+def _run(
+    v: Variant,
+    name: str,
+    data,
+    seed: int,
+    sets: Mapping[str, Any],
+    settings: Mapping[str, Any],
+    out: Path | None,
+    overwrite: bool,
+) -> RunResult:
+    """One run of a study: the variant's options and the ``--set`` ones it takes, its budget."""
+    accepted = set(method_options(v.method))
+    options = {**v.options, **{k: x for k, x in sets.items() if k in accepted}}
+    length = settings["epochs"] * v.epochs_factor
+    fit = {**settings, "epochs": length, "metrics_every": min(settings["metrics_every"], length)}
+    fit.setdefault("label", f"{name} on {data.name}, seed {seed}")
+    if out is not None:
+        fit.update(out_dir=out, resume=not overwrite, overwrite=overwrite)
+    return run_method(v.method, data, seed=seed, **fit, **options)
 
 
 def _interrupted(
@@ -275,21 +292,21 @@ def _interrupted(
 
 
 def summarize(runs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """``{method: {accuracy_mean, accuracy_std, minority_accuracy_mean, minority_accuracy_std,
-    mc_means_mean, mc_weights_mean, nc1_mean, self_duality_mean, samples_seen, seeds}}``.
+    """``{method: {KEY_mean, KEY_std for every ``AVERAGED`` key and every metric of
+    ``measures.METRICS``, samples_seen, seeds}}``.
 
     Means and standard deviations (sample std, 0 for one seed) over the runs of each method,
-    in the order the methods first appear; a value missing from a run (None) is left out.
+    in the order the methods first appear; a value missing from a run (None) is left out;
+    ``seeds`` lists the distinct seeds.
     """
     out: dict[str, dict[str, Any]] = {}
     for name in dict.fromkeys(r["method"] for r in runs):
         mine = [r for r in runs if r["method"] == name]
         row: dict[str, Any] = {}
-        for key in AVERAGED:
+        for key in (*AVERAGED, *METRICS):
             values = [r[key] for r in mine if r.get(key) is not None]
             row[f"{key}_mean"] = statistics.fmean(values) if values else None
-            if key in WITH_STD:
-                row[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+            row[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
         row["samples_seen"] = round(statistics.fmean(r["samples_seen"] for r in mine))
         row["seeds"] = sorted({r["seed"] for r in mine})
         out[name] = row
@@ -310,7 +327,7 @@ def read_studies(
 
 
 def _pm(row: Mapping[str, Any], key: str) -> str:
-    mean = row[f"{key}_mean"]
+    mean = row.get(f"{key}_mean")
     return "-" if mean is None else f"{100 * mean:.1f} ± {100 * row[f'{key}_std']:.1f}%"
 
 
@@ -319,23 +336,15 @@ def _num(value: float | None, fmt: str) -> str:
 
 
 def study_rows(summary: Mapping[str, Mapping[str, Any]]) -> list[list[str]]:
-    """The table as text cells: a header row, then one row per method."""
-    rows = [["method", "accuracy", "minority acc", "MC_W", "MC_H", "NC1", "self-duality",
-             "samples seen", "seeds"]]  # fmt: skip
+    """The table as text cells: a header row, then one row per method (accuracies as mean ±
+    std over seeds, the ``TABLE_METRICS`` as means)."""
+    labels = [METRICS[m].label for m in TABLE_METRICS]
+    rows = [["method", "accuracy", "minority acc", *labels, "samples seen", "seeds"]]
     for name, row in summary.items():
-        rows.append(
-            [
-                name,
-                _pm(row, "accuracy"),
-                _pm(row, "minority_accuracy"),
-                _num(row["mc_weights_mean"], "+.3f"),
-                _num(row["mc_means_mean"], "+.3f"),
-                _num(row["nc1_mean"], ".3f"),
-                _num(row["self_duality_mean"], ".3f"),
-                f"{row['samples_seen']:,}",
-                str(len(row["seeds"])),
-            ]
-        )
+        metrics = [_num(row.get(f"{m}_mean"), "+.3f" if METRICS[m].signed else ".3f")
+                   for m in TABLE_METRICS]  # fmt: skip
+        rows.append([name, _pm(row, "accuracy"), _pm(row, "minority_accuracy"), *metrics,
+                     f"{row['samples_seen']:,}", str(len(row["seeds"]))])  # fmt: skip
     return rows
 
 

@@ -1,33 +1,26 @@
-"""The training loop: one function, ``fit``, readable top to bottom.
+"""The training loop: ``fit``, readable top to bottom.
 
-In the style of cifar10-airbench and nanoGPT: the whole training set lives on the device as one
-tensor, random crop and flip run there on whole batches, the model runs in channels_last with
-bfloat16 autocast, and the optimiser is SGD with momentum on a per-step cosine schedule (with an
-optional linear warm-up). After each epoch (every ``metrics_every`` epochs, and always the last)
-it measures train and test accuracy (overall and many/medium/few shot groups) and the neural-
-collapse metrics of the training set, streamed in float64 over eval-mode features without
-augmentation. With ``out_dir`` a checkpoint (tensors and plain values only) and the run's JSON
-(``records.RunResult.save``: run.json, history.json) are written atomically every epoch;
-``resume=True`` continues the same run to the same result, and refuses a run whose settings
-differ. ``fit`` returns a typed ``records.RunResult``; its numbers are those of the last epoch.
+In the style of cifar10-airbench and nanoGPT: one config (``config.TrainConfig``), the whole
+training set on the device as one tensor, random crop and flip (or shift) on whole batches
+there, channels_last with bfloat16 autocast where it pays, SGD with momentum on a per-step
+cosine schedule (with an optional linear warm-up). After each epoch (every ``metrics_every``,
+and always the last) ``evaluate.evaluate`` measures accuracy and the neural-collapse metrics.
+With ``out_dir`` the checkpoint and its copies run.json and history.json are written atomically
+every epoch (``rundir``); ``resume=True`` continues the same run to the same result and refuses
+a run whose settings differ. ``fit`` returns a typed ``records.RunResult``.
 
-The public API is ``__all__``: ``bench`` and the notebooks use nothing else.
+The public API is ``__all__``: ``bench``, ``experiments`` and the notebooks use nothing else.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
+import dataclasses
 import inspect
 import json
 import math
-import platform
 import random
-import subprocess
-import sys
 import time
-from collections.abc import Iterable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,81 +29,49 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from . import __version__, distributed, pick_device
-from ._checks import check_scalar, check_seed
+from . import distributed, pick_device
+from ._checks import check_scalar
 from .checkpoint import (
     CHECKPOINT_NAME,
-    CheckpointError,
-    OutDirError,
-    check_writable_dir,
-    clean_stale_tmp,
-    hold_lock,
     load_checkpoint,
     rng_state,
     save_checkpoint,
     set_rng_state,
-    write_json,
 )
-from .data import LongTailDataset
+from .config import FALLBACK_RECIPE, TrainConfig
+from .data import LongTailDataset, recipe_for
+from .devices import autocast_for, to_device_tensor
+from .evaluate import evaluate
 from .filelists import FileListDataset
-from .groups import accuracy_from_counts, class_hits, mean_over, minority_classes, shot_groups
+from .groups import minority_classes, shot_groups
 from .loader import DeviceLoader, epoch_seed, num_batches, shard_drop_last
-from .metrics import NCAccumulator
 from .progress import RunBar, run_bar
-from .records import HISTORY_FILE, RUN_FILE, EpochRecord, RunConfig, RunResult
-from .stream import StreamLoader, eval_loader
+from .records import EpochRecord, RunConfig, RunResult
+from .rundir import (
+    CHECKPOINT_FORMAT,
+    check_same_model,
+    check_same_run,
+    now,
+    prepare_out_dir,
+    provenance,
+    repair_run_files,
+    run_from_checkpoint,
+)
+from .stream import StreamLoader
 
 __all__ = [
-    "DEFAULTS",
-    "RUN_FILES",
-    "DifferentRunError",
+    "RUN_OPTIONS",
     "DivergenceError",
-    "RunExistsError",
     "TrainingInterrupted",
-    "autocast_for",
-    "check_out_dir",
     "cosine_schedule",
-    "epoch_scores",
-    "evaluate",
     "fit",
-    "run_from_checkpoint",
     "seed_everything",
-    "to_device_tensor",
     "train_epoch",
     "train_step",
 ]
 
-#: Batch size, learning rate and evaluation cadence (``metrics_every``) per dataset when ``fit``
-#: is not given them, and the epochs the command line uses by default (CIFAR: the LT recipe).
-#: The cadence keeps evaluation under 15% of a default run's wall time on a CPU: one evaluation
-#: measured 0.2-0.9 training epochs on CIFAR-10-LT (20 of 200 epochs: at most 9%) and about 0.2
-#: on MNIST-1D (10 of 20 epochs: about 10%), on a shared 2-core CPU in float32.
-DEFAULTS: dict[str, dict[str, float]] = {
-    "cifar10-lt": {"batch_size": 64, "lr": 0.01, "epochs": 200, "metrics_every": 10},
-    "cifar100-lt": {"batch_size": 64, "lr": 0.01, "epochs": 200, "metrics_every": 10},
-    "mnist1d": {"batch_size": 128, "lr": 0.1, "epochs": 20, "metrics_every": 2},
-    "gaussian": {"batch_size": 128, "lr": 0.1, "epochs": 20, "metrics_every": 1},
-    # The image-file data sets' recipes (global batch; sources in docs/recipes.md).
-    "imagenet-lt": {"batch_size": 256, "lr": 0.1, "epochs": 90, "metrics_every": 10,
-                    "weight_decay": 5e-4},
-    "inat2018": {"batch_size": 256, "lr": 0.1, "epochs": 90, "metrics_every": 10,
-                 "weight_decay": 1e-4},
-    "places-lt": {"batch_size": 256, "lr": 0.1, "epochs": 90, "metrics_every": 10,
-                  "weight_decay": 5e-4},
-}  # fmt: skip
-
-#: Files of a run in ``out_dir``.
-RUN_FILES = (CHECKPOINT_NAME, RUN_FILE, HISTORY_FILE)
-#: Version of the checkpoint layout.
-CHECKPOINT_FORMAT = 1
-
-
-class RunExistsError(ValueError):
-    """``out_dir`` already holds a run and neither ``resume`` nor ``overwrite`` was asked for."""
-
-
-class DifferentRunError(ValueError):
-    """``resume=True`` found a checkpoint of a run whose settings differ from this one."""
+#: ``fit``'s keyword arguments beside the ``TrainConfig`` settings: where and how the run is kept.
+RUN_OPTIONS = ("out_dir", "resume", "overwrite", "stop_after", "label")
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -167,34 +128,6 @@ def cosine_schedule(
         return 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0)))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def autocast_for(device: torch.device, amp: bool) -> contextlib.AbstractContextManager:
-    """bfloat16 autocast where the hardware supports it: CUDA cards with bfloat16, and CPUs
-    whose oneDNN kernels run it (AVX-512 and newer); a no-op otherwise (float32). On older CPUs
-    bfloat16 is slower than float32 (measured: a ResNet-32 forward 4x slower, AVX2-only EPYC)."""
-    if device.type == "cuda":
-        supported = torch.cuda.is_bf16_supported()
-    else:
-        supported = device.type == "cpu" and _cpu_has_native_bf16()
-    if amp and supported:
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-@functools.cache
-def _cpu_has_native_bf16() -> bool:
-    """Whether oneDNN has bfloat16 kernels for this CPU (AVX-512 and newer; not AVX2)."""
-    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
-    return bool(check()) if check is not None else True
-
-
-def to_device_tensor(x: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
-    """Move inputs to the device once, as channels_last when they are images (4-D)."""
-    x = x.to(device, non_blocking=True)
-    if channels_last and x.ndim == 4:
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x
 
 
 def train_step(
@@ -265,179 +198,17 @@ def train_epoch(
     return losses, {k: float(v) / steps for k, v in sums.items()}, seen
 
 
-#: Rows per float64 NC-accumulator update in ``evaluate`` (bounds host memory, not the result).
-_NC_CHUNK = 16_384
-
-
-@torch.no_grad()
-def evaluate(
-    method: nn.Module,
-    dataset: LongTailDataset | FileListDataset,
-    *,
-    train_x: torch.Tensor | None = None,
-    test_x: torch.Tensor | None = None,
-    batch_size: int = 1024,
-    nc: bool = True,
-    geometry: bool = False,
-    amp: bool = True,
-    workers: int | None = None,
-) -> dict[str, Any]:
-    """Accuracy on the unaugmented training and test sets, and NC metrics of the training set.
-
-    One eval-mode forward over each set, with no host sync until both are queued. The test set
-    runs under the training autocast (:func:`autocast_for` with ``amp``, as ``fit`` passes it):
-    it only yields predictions. The training set's forward serves both its accuracy and the NC
-    metrics; with ``nc`` it runs in float32, since its features (N, d) feed the float64
-    accumulator (``metrics.NCAccumulator``) and bfloat16 would put a rounding floor under NC1
-    (without ``nc`` it runs under autocast too). NC4 reuses the same features. The classifier
-    is the inference head, ``method.classifier()``; minority classes are
-    ``groups.minority_classes(counts)``. ``train_x`` and ``test_x`` may pass copies of the
-    inputs already on the method's device (as ``fit`` does); by default the dataset's tensors
-    are moved there (channels_last when they are images). Returns
-    ``{"train_acc": float, "test": groups.accuracy_by_group(...), "nc": NCMetrics.as_dict()``
-    (None when ``nc=False``)``}``. With ``geometry=True`` (and ``nc``) it also holds
-    ``"geometry": {"class_means": (K, d), "classifier": (K, d)}`` as nested lists: the training
-    set's class means and the inference classifier, for pictures of the simplex over training.
-
-    Image-file data sets (``filelists.FileListDataset``) stream from disk (``stream``, with
-    ``workers`` decoding processes).
-
-    Under a ``torch.distributed`` process group every rank must call it with the same weights:
-    each evaluates every N-th batch; accuracies come from all-reduced per-class counts (exact)
-    and the NC statistics from the ranks' accumulators merged in rank order
-    (``NCAccumulator.merge``), so every rank returns the single-process result up to float64
-    rounding.
-    """
-    device = next(method.parameters()).device
-    train_batches = _eval_batches(dataset, "train", train_x, device, batch_size, workers)
-    test_batches = _eval_batches(dataset, "test", test_x, device, batch_size, workers)
-    autocast = autocast_for(device, amp)
-    was_training = method.training
-    method.eval()
-    try:
-        weight, bias = method.classifier()
-        with contextlib.nullcontext() if nc else autocast:
-            train_out = [_predict(method, xb, yb, nc) for xb, yb in train_batches]
-        with autocast:
-            test_out = [_predict(method, xb, yb, False) for xb, yb in test_batches]
-    finally:
-        method.train(was_training)
-    k = dataset.num_classes
-    train_y = _cat([yb for _, _, yb in train_out], torch.long)
-    train_hits = _hits([(pred, yb) for pred, _, yb in train_out], k)
-    test_hits = _hits([(pred, yb) for pred, _, yb in test_out], k)
-    train_acc = train_hits[0].sum().item() / train_hits[1].sum().item()
-    test = accuracy_from_counts(*test_hits, dataset.counts)
-    result: dict[str, Any] = {"train_acc": train_acc, "test": test, "nc": None}
-    if nc:
-        dim = int(weight.shape[1])
-        features = _cat([h for _, h, _ in train_out], torch.float32, dim)
-        acc = NCAccumulator(k, dim)
-        chunks = list(zip(features.split(_NC_CHUNK), train_y.split(_NC_CHUNK), strict=True))
-        for h, y in chunks:
-            acc.update(h, y)
-        if distributed.is_initialized():
-            acc = _merge_ranks(acc)
-        for h, y in chunks:
-            acc.update_agreement(h, y, weight, bias)
-        acc.reduce_agreement(distributed.all_reduce_sum)
-        minority = minority_classes(dataset.counts)
-        result["nc"] = acc.compute(weight, bias, minority=minority).as_dict()
-        if geometry:
-            result["geometry"] = {
-                "class_means": acc.means.tolist(),
-                "classifier": weight.detach().double().cpu().tolist(),
-            }
-    return result
-
-
-def _predict(
-    method: nn.Module, x: torch.Tensor, y: torch.Tensor, features: bool
-) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-    """One batch's (B,) predictions, (B, d) float32 features (if asked; else None) and labels,
-    left on the device (no host sync)."""
-    out = method(x)
-    return out.logits.argmax(1), out.features.float() if features else None, y
-
-
-def _eval_batches(
-    dataset: LongTailDataset | FileListDataset,
-    part: str,
-    x: torch.Tensor | None,
-    device: torch.device,
-    batch_size: int,
-    workers: int | None = None,
-) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
-    """This rank's unaugmented ``(x, y)`` batches of the ``part`` ("train" or "test") set.
-
-    Tensor data sets are cut into batches of ``batch_size`` in data order and rank r of N takes
-    batches r, r + N, ...: each batch is the same computation as in a single process. ``x``
-    may pass the inputs already on ``device``. Image-file data sets stream
-    (``stream.eval_loader``, this rank's stride of every batch, ``workers`` decoding).
-    """
-    r, n = distributed.rank(), distributed.world_size()
-    if isinstance(dataset, FileListDataset):
-        return eval_loader(dataset, part, batch_size=batch_size, device=device, rank=r,
-                           world_size=n, workers=workers)  # fmt: skip
-    if x is None:
-        x = to_device_tensor(getattr(dataset, f"{part}_x"), device, channels_last=True)
-    y = getattr(dataset, f"{part}_y")
-    return list(zip(x.split(batch_size), y.split(batch_size), strict=True))[r::n]
-
-
-def _cat(parts: list[torch.Tensor], dtype: torch.dtype, dim: int | None = None) -> torch.Tensor:
-    """Concatenate, then copy to the CPU; an empty (0,) or (0, dim) tensor for a rank without
-    batches."""
-    if not parts:
-        return torch.empty((0,) if dim is None else (0, dim), dtype=dtype)
-    return torch.cat(parts).cpu().to(dtype)
-
-
-def _hits(pairs: list[tuple[torch.Tensor, torch.Tensor]], k: int) -> tuple[torch.Tensor, ...]:
-    """Per-class (K,) correct and total counts of (predictions, labels) pairs, summed over
-    the ranks (exact integers)."""
-    pred = _cat([p for p, _ in pairs], torch.long)
-    y = _cat([t for _, t in pairs], torch.long)
-    correct, total = class_hits(pred, y, k)
-    return distributed.all_reduce_sum(correct), distributed.all_reduce_sum(total)
-
-
-def _merge_ranks(acc: NCAccumulator) -> NCAccumulator:
-    """Every rank's accumulator merged in rank order: the same, deterministic statistics on
-    every rank, those of one accumulator fed the whole set up to float64 rounding."""
-    merged = NCAccumulator(acc.num_classes, acc.dim, within=acc.within)
-    gathered = [distributed.all_gather_tensors(t) for t in acc.state()]
-    for part in zip(*gathered, strict=True):
-        merged.merge(part)
-    return merged
-
-
 def fit(
     method: nn.Module,
     dataset: LongTailDataset | FileListDataset,
+    config: TrainConfig | None = None,
     *,
-    epochs: int,
-    batch_size: int | None = None,
-    lr: float | None = None,
-    momentum: float = 0.9,
-    weight_decay: float = 5e-3,
-    warmup_epochs: float = 0.0,
-    augment: bool | None = None,
-    device: str | torch.device = "auto",
-    amp: bool = True,
-    channels_last: bool = True,
-    compile: bool = False,
-    seed: int = 0,
-    metrics_every: int | None = None,
     out_dir: str | Path | None = None,
     resume: bool = False,
     overwrite: bool = False,
     stop_after: int | None = None,
-    progress: bool = True,
     label: str | None = None,
-    record_geometry: bool = False,
-    sync_bn: bool = False,
-    workers: int | None = None,
+    **settings: Any,
 ) -> RunResult:
     """Train ``method`` (from ``methods.make_method``) on ``dataset`` and measure every epoch.
 
@@ -445,119 +216,83 @@ def fit(
         method: the training recipe (a ``method_base.Method``).
         dataset: the long-tailed data: tensors (``data.LongTailDataset``, held on the device)
             or image files (``filelists.FileListDataset``, streamed by ``stream``).
-        epochs: length of the run; the cosine schedule spans all of it.
-        batch_size: default per dataset (``DEFAULTS``; CIFAR: 64 as in the LT recipe).
-        lr: peak learning rate, default per dataset (``DEFAULTS``; CIFAR: 0.01).
-        momentum: SGD momentum, in [0, 1).
-        weight_decay: SGD weight decay, >= 0.
-        warmup_epochs: linear learning-rate warm-up (may be fractional), then cosine decay to 0.
-        augment: on the device, images: random crop (padding 4) and horizontal flip; signals
-            (MNIST-1D): random shift by up to 4 positions, zero-filled. Default on for images,
-            off for signals.
-        device: "auto" picks CUDA, then Apple MPS, then CPU.
-        amp: bfloat16 autocast where the hardware supports it (``autocast_for``).
-        channels_last: channels_last memory format for image models.
-        compile: ``torch.compile`` the backbone (worth it on a GPU for long runs).
-        seed: seeds the global RNGs (unless resuming) and each epoch's shuffling.
-        metrics_every: evaluate every this many epochs (the last epoch always is); default
-            per dataset, ``DEFAULTS[name]["metrics_every"]`` (CIFAR 10, MNIST-1D 2).
-        out_dir: if given, checked writable first, then ``checkpoint.pt``, ``run.json`` and
-            ``history.json`` are written there (atomically) after every epoch.
-        resume: continue the run in ``out_dir`` (the same run, bit for bit on the CPU); starts
-            afresh when there is no checkpoint yet. Refused, naming each differing setting,
-            when the checkpoint's ``RunConfig`` differs from this call's (cosmetic fields
-            aside).
+        config: the training settings (``config.TrainConfig``; each setting's meaning, default
+            and bounds are there). Settings left None take the data set's recipe
+            (``data.DATASETS[name].recipe``; ``config.FALLBACK_RECIPE`` for others).
+        out_dir: if given, checked first (writable, not in use, no run to lose), then locked
+            for the run; ``checkpoint.pt``, ``run.json`` and ``history.json`` are written there
+            (atomically) after every epoch.
+        resume: continue the run in ``out_dir`` (the same run, bit for bit on the CPU), first
+            rewriting run.json and history.json from the checkpoint where they disagree with
+            it; starts afresh when there is no checkpoint yet. Refused, naming each differing
+            setting, when the checkpoint's ``RunConfig`` differs from this call's (cosmetic
+            fields aside).
         overwrite: replace a run already in ``out_dir`` (without it, and without ``resume``,
-            an existing run is refused: :class:`RunExistsError`).
+            an existing run is refused: ``rundir.RunExistsError``).
         stop_after: stop after this epoch (time-boxed sessions); resume later to finish.
-        progress: show a progress bar (terminal or notebook).
         label: the progress bar's name (default: "<method> on <data set>").
-        record_geometry: also keep, on evaluated epochs, the training set's class means and the
-            inference classifier, (K, d) each (``EpochRecord.geometry``).
-        sync_bn: convert BatchNorm to ``nn.SyncBatchNorm`` (statistics over the global batch;
-            CUDA only). Without it each rank normalises by its share's statistics, and rank 0's
-            running statistics are broadcast before every evaluation and checkpoint.
-        workers: decoding processes per rank for image-file data sets (``stream``; default
-            ``stream.default_workers()``); ignored for tensor data sets.
+        **settings: ``TrainConfig`` settings given by name (``fit(m, d, epochs=5, lr=0.1)``),
+            replacing those of ``config``.
 
     Data parallel: under a ``torch.distributed`` process group (``torchrun``; see
     ``distributed.init_from_env``) every rank calls ``fit`` with the same arguments.
     ``batch_size`` is the global batch: rank r of N trains on ``batch[r::N]`` of every global
     batch (``loader.rank_share``), so the steps per epoch, the learning-rate schedule and the
-    samples of each step are those of one process, and ``lr`` is per global batch (the same
-    recipe whatever N; to train with a larger global batch, scale ``lr`` linearly with it,
-    Goyal et al. 2017). Gradients are averaged by ``DistributedDataParallel``; AllNC's class-
-    mean bank and P2P's batch means are all-reduced (``losses.ClassMeanBank``), while HyCon's
-    instance-level negatives are the rank's own share of the batch. Only rank 0 writes files
-    and shows the progress bar; every rank reads the checkpoint on resume (several nodes need
-    a shared ``out_dir``); ``world_size`` is recorded, and a resume needs the same one. Each
+    samples of each step are those of one process, and ``lr`` is per global batch (to train
+    with a larger global batch, scale ``lr`` linearly with it, Goyal et al. 2017). Gradients
+    are averaged by ``DistributedDataParallel``; AllNC's class-mean bank and P2P's batch means
+    are all-reduced (``losses.ClassMeanBank``), while HyCon's instance-level negatives are the
+    rank's own share. Only rank 0 writes files and shows the progress bar; every rank reads
+    the checkpoint on resume; ``world_size`` is recorded, and a resume needs the same one. Each
     rank's loss is weighted by its share of the step's samples, so the recorded loss is the
-    global batch's (its parts are plain means over the ranks).
+    global batch's.
 
     Returns:
         A :class:`records.RunResult`: one ``EpochRecord`` per epoch; its summary numbers are
-        the last epoch's, never a checkpoint picked on the test set.
+        the last epoch's, never a checkpoint picked on the test set; ``written`` names the
+        files this call wrote.
 
     Raises:
-        ValueError: bad settings, each in one line (:class:`RunExistsError`,
-            :class:`DifferentRunError`, ``checkpoint.CheckpointError`` and
-            ``checkpoint.OutDirError`` among them).
+        ValueError: bad settings, each in one line (``rundir.RunExistsError``,
+            ``rundir.DifferentRunError``, ``checkpoint.CheckpointError``,
+            ``checkpoint.OutDirError`` and ``checkpoint.InUseError`` among them).
         DivergenceError: a NaN or Inf loss; the last good checkpoint is kept.
+        TrainingInterrupted: Ctrl-C (or torchrun stopping the process); the checkpoint is
+            intact and the message says which epoch it holds.
     """
-    defaults = DEFAULTS.get(dataset.name, {"batch_size": 64, "lr": 0.01})
-    batch_size = batch_size if batch_size is not None else int(defaults["batch_size"])
-    lr = lr if lr is not None else defaults["lr"]
-    metrics_every = metrics_every if metrics_every is not None else defaults.get("metrics_every", 1)
-    epochs, batch_size, lr, metrics_every = _validate(
-        epochs, batch_size, lr, momentum, weight_decay, warmup_epochs, metrics_every
+    train = _settings(config, settings).resolved(
+        recipe_for(dataset.name) or FALLBACK_RECIPE, images=len(dataset.input_shape) == 3
     )
     if resume and out_dir is None:
         raise ValueError("resume=True needs out_dir, the folder holding the checkpoint")
     if stop_after is not None:
         stop_after = check_scalar("stop_after", stop_after, kind=int, low=1)
     world = distributed.world_size()
-    if batch_size < 2 * world:
-        raise ValueError(f"batch_size {batch_size} (global) gives some of the {world} ranks "
-                         "fewer than 2 samples per step; use at least 2 per rank")  # fmt: skip
-    sync_bn = check_scalar("sync_bn", sync_bn, kind=bool)
-    images = len(dataset.input_shape) == 3
-    augment = images if augment is None else check_scalar("augment", augment, kind=bool)
-    augmentation = {3: "crop_flip", 2: "shift"}.get(len(dataset.input_shape))
-    if augment and augmentation is None:
+    if train.batch_size < 2 * world:
+        raise ValueError(f"batch_size {train.batch_size} (global) gives some of the {world} "
+                         "ranks fewer than 2 samples a step; use at least 2 per rank")  # fmt: skip
+    if train.augment and len(dataset.input_shape) not in (2, 3):
         raise ValueError(f"augment needs images (C, H, W) or signals (C, L), not inputs of "
                          f"shape {tuple(dataset.input_shape)}")  # fmt: skip
-    dev = pick_device(device)
+    dev = pick_device(train.device)
     if world > 1 and dev.type == "cuda" and dev.index is None:  # this rank's GPU
         dev = torch.device("cuda", torch.cuda.current_device())
-    if sync_bn and dev.type != "cuda":
+    if train.sync_bn and dev.type != "cuda":
         raise ValueError(f"sync_bn needs CUDA (PyTorch's SyncBatchNorm), not {dev.type}")
-    channels_last = channels_last and images
+    images = len(dataset.input_shape) == 3
+    layout = train.channels_last and images
+    train = dataclasses.replace(train, device=str(dev), channels_last=layout)
     config = RunConfig(
         dataset=dataset.name,
         method=getattr(method, "name", "") or type(method).__name__,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
+        train=train,
         imbalance_ratio=float(dataset.imbalance_ratio),
         profile=dataset.profile,
         n_max=max(dataset.counts),
         data_seed=getattr(dataset, "seed", None),
         backbone=_backbone_name(method),
         method_options=dict(getattr(method, "options", {})),
-        momentum=float(momentum),
-        weight_decay=float(weight_decay),
-        warmup_epochs=float(warmup_epochs),
-        amp=check_scalar("amp", amp, kind=bool),
-        compile=check_scalar("compile", compile, kind=bool),
-        channels_last=bool(channels_last),
-        augment=augment,
-        metrics_every=metrics_every,
-        record_geometry=check_scalar("record_geometry", record_geometry, kind=bool),
-        seed=check_seed(seed),
-        device=str(dev),
-        progress=bool(progress),
         world_size=world,
-        sync_bn=sync_bn,
         split=getattr(dataset, "split", "test"),
         image_size=getattr(dataset, "image_size", None),
         data_root=_str_or_none(getattr(dataset, "root", None)),
@@ -565,214 +300,178 @@ def fit(
     )
     with contextlib.ExitStack() as held:  # the run folder's lock, for the whole run
         out = distributed.main_first(
-            lambda: _prepare_out_dir(out_dir, resume=resume, overwrite=overwrite, held=held)
+            lambda: prepare_out_dir(out_dir, resume=resume, overwrite=overwrite, held=held)
         )
         if out is None and out_dir is not None:  # the other ranks read the checkpoint
             out = Path(out_dir)
-        return _train(method, dataset, config, out=out, dev=dev, resume=resume,
-                      stop_after=stop_after, label=label, workers=workers)  # fmt: skip
+        run = _Run(method, dataset, config, out, dev, workers=train.workers)
+        run.start(resume=resume)
+        return run.epochs(stop_after, label)
 
 
-def _train(
-    method: nn.Module,
-    dataset: LongTailDataset | FileListDataset,
-    config: RunConfig,
-    *,
-    out: Path | None,
-    dev: torch.device,
-    resume: bool,
-    stop_after: int | None,
-    label: str | None,
-    workers: int | None,
-) -> RunResult:
-    """``fit``'s loop, its settings checked and in ``config``, its run folder prepared."""
-    epochs, batch_size, seed = config.epochs, config.batch_size, config.seed
-    world, rank = config.world_size, distributed.rank()
-    channels_last, augment = config.channels_last, config.augment
-    streamed = isinstance(dataset, FileListDataset)  # else tensors held on the device
-    augmentation = {3: "crop_flip", 2: "shift"}.get(len(dataset.input_shape))
-    writes = distributed.is_main()
+def _settings(config: TrainConfig | None, settings: dict[str, Any]) -> TrainConfig:
+    """``config`` (default ``TrainConfig()``) with ``settings`` replacing its fields."""
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise TypeError(f"fit has no setting(s) {unknown}; the settings: {sorted(known)}; "
+                        f"and {', '.join(RUN_OPTIONS)}")  # fmt: skip
+    return dataclasses.replace(config or TrainConfig(), **settings)
 
-    # Data on the device, once; a fresh loader per epoch seeded by (seed, epoch) makes resume exact.
-    method.to(dev, memory_format=torch.channels_last if channels_last else torch.preserve_format)
-    if config.sync_bn:
-        nn.SyncBatchNorm.convert_sync_batchnorm(method)
-    x = y = test_x = None
-    if not streamed:
-        x, y = to_device_tensor(dataset.train_x, dev, channels_last), dataset.train_y.to(dev)
-        test_x = to_device_tensor(dataset.test_x, dev, channels_last)
-    # A last global batch that leaves a rank a single sample (or none) would break BatchNorm.
-    drop_last = shard_drop_last(len(dataset.train_y), batch_size, world)
 
-    def loader(sampling: str, q: float, seed: int) -> DeviceLoader | StreamLoader:
+class _Run:
+    """One run of ``fit``: the data on the device, the optimiser, the record, the loop."""
+
+    def __init__(self, method, dataset, config: RunConfig, out: Path | None, dev, workers):
+        train = config.train
+        self.method, self.dataset, self.config, self.out, self.dev = (
+            method, dataset, config, out, dev)  # fmt: skip
+        self.workers, self.writes = workers, distributed.is_main()
+        self.ckpt = out / CHECKPOINT_NAME if out is not None else None
+        # Data on the device, once; a fresh loader per epoch seeded by (seed, epoch): exact resume.
+        layout = torch.channels_last if train.channels_last else torch.preserve_format
+        method.to(dev, memory_format=layout)
+        if train.sync_bn:
+            nn.SyncBatchNorm.convert_sync_batchnorm(method)
+        self.x = self.y = self.test_x = None
+        if not isinstance(dataset, FileListDataset):
+            self.x = to_device_tensor(dataset.train_x, dev, train.channels_last)
+            self.y = dataset.train_y.to(dev)
+            self.test_x = to_device_tensor(dataset.test_x, dev, train.channels_last)
+        # A last global batch that leaves a rank a single sample (or none) would break BatchNorm.
+        self.drop_last = shard_drop_last(len(dataset.train_y), train.batch_size, config.world_size)
+        steps = num_batches(len(dataset.train_y), train.batch_size, self.drop_last)
+        self.total_steps = train.epochs * steps
+        params = [p for p in method.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.SGD(params, lr=train.lr, momentum=train.momentum,
+                                         weight_decay=train.weight_decay)  # fmt: skip
+        warmup = round(train.warmup_epochs * steps)
+        self.scheduler = cosine_schedule(self.optimizer, self.total_steps, warmup)
+        self.result = RunResult(
+            config=config, history=[], counts=list(dataset.counts),
+            num_classes=dataset.num_classes, minority=minority_classes(dataset.counts),
+            shot_groups=shot_groups(dataset.counts), provenance=provenance(dev), out_dir=out,
+        )  # fmt: skip
+        self.written: list[Path] = []
+        self.kept: int | None = None  # the epoch the checkpoint holds
+
+    def loader(self, sampling: str, q: float, seed: int) -> DeviceLoader | StreamLoader:
         """One epoch's loader: this rank's share of every global batch."""
-        kw = dict(sampling=sampling, q=q, seed=seed, drop_last=drop_last, rank=rank,
-                  world_size=world, device=dev)  # fmt: skip
-        if streamed:
+        train, data = self.config.train, self.dataset
+        kw = dict(sampling=sampling, q=q, seed=seed, drop_last=self.drop_last,
+                  rank=distributed.rank(), world_size=self.config.world_size,
+                  device=self.dev)  # fmt: skip
+        if isinstance(data, FileListDataset):
             return StreamLoader(
-                dataset.train_files, dataset.train_y, batch_size, train=augment,
-                image_size=dataset.image_size, root=dataset.root, mean=dataset.mean,
-                std=dataset.std, workers=workers, channels_last=channels_last, **kw,
+                data.train_files, data.train_y, train.batch_size, train=train.augment,
+                image_size=data.image_size, root=data.root, mean=data.mean, std=data.std,
+                workers=self.workers, channels_last=train.channels_last, **kw,
             )  # fmt: skip
-        return DeviceLoader(x, y, batch_size, augment=augmentation if augment else None, **kw)
+        kind = {3: "crop_flip", 2: "shift"}.get(len(data.input_shape)) if train.augment else None
+        return DeviceLoader(self.x, self.y, train.batch_size, augment=kind, **kw)
 
-    def loaders(epoch: int):
-        main = loader("instance", 1.0, epoch_seed(seed, epoch))
-        if not getattr(method, "needs_balanced_batch", False):
+    def loaders(self, epoch: int):
+        """The epoch's instance-balanced loader, and a class-balanced one for GBBN."""
+        seed = self.config.train.seed
+        main = self.loader("instance", 1.0, epoch_seed(seed, epoch))
+        if not getattr(self.method, "needs_balanced_batch", False):
             return main, None
-        q = getattr(method, "balanced_q", 1.0)
-        return main, loader("balanced", q, epoch_seed(seed, epoch, balanced=True))
+        q = getattr(self.method, "balanced_q", 1.0)
+        return main, self.loader("balanced", q, epoch_seed(seed, epoch, balanced=True))
 
-    steps_per_epoch = num_batches(len(dataset.train_y), batch_size, drop_last)
-    total_steps = epochs * steps_per_epoch
-    params = [p for p in method.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(
-        params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-    )
-    warmup_steps = round(config.warmup_epochs * steps_per_epoch)
-    scheduler = cosine_schedule(optimizer, total_steps, warmup_steps)
+    def start(self, *, resume: bool) -> None:
+        """Continue from the checkpoint (repairing its copies) or seed a fresh run."""
+        if self.ckpt is not None and resume and self.ckpt.exists():
+            state = load_checkpoint(self.ckpt)
+            saved = run_from_checkpoint(state, self.ckpt)
+            check_same_run(saved.config, self.config, self.ckpt)
+            check_same_model(state["model"], self.method, self.ckpt)
+            self.method.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            set_rng_state(state["rng"])
+            self.result.history, self.result.samples_seen = saved.history, saved.samples_seen
+            for key in ("started", "finished"):
+                self.result.provenance[key] = saved.provenance.get(key)
+            self.kept = len(saved.history)
+            if self.writes:
+                self.written += repair_run_files(self.out, state)
+        else:
+            seed_everything(self.config.train.seed)
+        if self.config.train.compile:
+            _compile_backbone(self.method)
 
-    ckpt = out / CHECKPOINT_NAME if out is not None else None
-    result = RunResult(
-        config=config,
-        history=[],
-        counts=list(dataset.counts),
-        num_classes=dataset.num_classes,
-        minority=minority_classes(dataset.counts),
-        shot_groups=shot_groups(dataset.counts),
-        provenance=_provenance(dev),
-        out_dir=out,
-    )
-    written: list[Path] = []
-    if ckpt is not None and resume and ckpt.exists():
-        state = load_checkpoint(ckpt)
-        saved = run_from_checkpoint(state, ckpt)
-        _check_same_run(saved.config, config, ckpt)
-        _check_same_model(state["model"], method, ckpt)
-        method.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"])
-        result.history, result.samples_seen = saved.history, saved.samples_seen
-        for key in ("started", "finished"):
-            result.provenance[key] = saved.provenance.get(key)
-        if writes:
-            written += _repair_run_files(out, state)
-    else:
-        seed_everything(seed)
-    if config.compile:
-        _compile_backbone(method)
-    stepper = _DataParallel.wrap(method, dev) if distributed.is_initialized() else method
-
-    autocast = autocast_for(dev, config.amp)
-    last = epochs if stop_after is None else min(epochs, stop_after)
-    desc = label or f"{config.method} on {dataset.name}"
-    shown = config.progress and writes
-    kept = len(result.history) if written or (ckpt is not None and ckpt.exists()) else None
-    epoch = len(result.history) + 1  # the epoch running when an interruption comes
-    try:
-        with run_bar(epochs, done=len(result.history), desc=desc, enabled=shown) as bar:
-            for epoch in range(len(result.history) + 1, last + 1):
-                t0 = time.perf_counter()
-                main, balanced = loaders(epoch)
-                losses, parts, samples = train_epoch(
-                    stepper, optimizer, scheduler, main, balanced, epoch=epoch,
-                    total_steps=total_steps, autocast=autocast, progress=bar,
-                )  # fmt: skip
-                if distributed.is_initialized():
-                    losses, parts, samples = _over_ranks(losses, parts, samples)
-                    distributed.broadcast_buffers(method)  # evaluate and save rank 0's
-                finite = torch.isfinite(losses)  # one host sync per epoch, not one per step
-                if not finite.all():
-                    bad = int((~finite).nonzero()[0])
-                    raise DivergenceError(epoch, bad + 1, losses[bad].item(), ckpt)
-                train_s = time.perf_counter() - t0
-                measured: dict[str, Any] = {}
-                if epoch % config.metrics_every == 0 or epoch == last:
-                    ev = evaluate(method, dataset, train_x=x, test_x=test_x,
-                                  geometry=config.record_geometry, amp=config.amp,
-                                  workers=workers)  # fmt: skip
-                    measured = epoch_scores(ev, result.minority)
-                record = EpochRecord(
-                    epoch=epoch,
-                    lr=scheduler.get_last_lr()[0],
-                    loss=losses.mean().item(),
-                    loss_parts=parts,
-                    train_s=train_s,
-                    samples=samples,
-                    samples_per_s=samples / train_s,
-                    **measured,
-                )
-                result.history.append(record)
-                result.samples_seen += samples
-                result.provenance["finished"] = _now()
-                if ckpt is not None and writes:
-                    save_checkpoint(ckpt, {
-                        "format": CHECKPOINT_FORMAT, "epoch": epoch,
-                        "run": json.dumps(result.run_dict()),
-                        "history": json.dumps([r.as_dict() for r in result.history]),
-                        "model": method.state_dict(), "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(), "rng": rng_state(),
-                    })  # fmt: skip
-                    kept = epoch
-                    written += [ckpt, *result.save(out)]
-                bar.update(_postfix(record))
-    except KeyboardInterrupt as err:
-        stop = TrainingInterrupted(epoch, kept, ckpt, cause=str(err))
-        stop.exit_status = getattr(err, "exit_status", 130)
-        raise stop from None
-    except RuntimeError as err:
-        if not distributed.lost_peer(err):
-            raise
-        distributed.stopping()
-        why = f"the loss of another process of the run: {distributed.first_sentence(err)}"
-        stop = TrainingInterrupted(epoch, kept, ckpt, cause=why)
-        stop.exit_status = 1
-        raise stop from None
-    result.written = tuple(dict.fromkeys(written))
-    return result
-
-
-def _repair_run_files(out: Path, state: dict[str, Any]) -> list[Path]:
-    """Rewrite run.json and history.json from the checkpoint's own copies where they are
-    missing, unreadable or disagree with it (a run stopped between its writes), printing one
-    line per file; returns the files rewritten."""
-    repaired = []
-    for name, text in ((RUN_FILE, state["run"]), (HISTORY_FILE, state["history"])):
-        path, truth = out / name, json.loads(text)
+    def epochs(self, stop_after: int | None, label: str | None) -> RunResult:
+        """Train the remaining epochs (up to ``stop_after``); Ctrl-C, torchrun's SIGTERM or a
+        lost peer become :class:`TrainingInterrupted`, naming what the checkpoint holds."""
+        train, result = self.config.train, self.result
+        stepper = (_DataParallel.wrap(self.method, self.dev) if distributed.is_initialized()
+                   else self.method)  # fmt: skip
+        last = train.epochs if stop_after is None else min(train.epochs, stop_after)
+        desc = label or f"{self.config.method} on {self.dataset.name}"
+        epoch = len(result.history) + 1  # the epoch running when an interruption comes
         try:
-            agrees = json.loads(path.read_text(encoding="utf-8")) == truth
-            why = None if agrees else "disagreed with it"
-        except FileNotFoundError:
-            why = "was missing"
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            why = "was unreadable"
-        if why is not None:
-            write_json(path, truth)
-            repaired.append(path)
-            print(f"repaired {path} from {CHECKPOINT_NAME} (epoch {state['epoch']}): it {why}",
-                  file=sys.stderr)  # fmt: skip
-    return repaired
+            with run_bar(train.epochs, done=len(result.history), desc=desc,
+                         enabled=train.progress and self.writes) as bar:  # fmt: skip
+                for epoch in range(len(result.history) + 1, last + 1):
+                    record = self.epoch(stepper, epoch, last, bar)
+                    bar.update(_postfix(record))
+        except KeyboardInterrupt as err:
+            stop = TrainingInterrupted(epoch, self.kept, self.ckpt, cause=str(err))
+            stop.exit_status = getattr(err, "exit_status", 130)
+            raise stop from None
+        except RuntimeError as err:
+            if not distributed.lost_peer(err):
+                raise
+            distributed.stopping()
+            why = f"the loss of another process of the run: {distributed.first_sentence(err)}"
+            stop = TrainingInterrupted(epoch, self.kept, self.ckpt, cause=why)
+            stop.exit_status = 1
+            raise stop from None
+        result.written = tuple(dict.fromkeys(self.written))
+        return result
 
-
-def epoch_scores(ev: dict[str, Any], minority: list[int]) -> dict[str, Any]:
-    """The ``records.EpochRecord`` fields of an :func:`evaluate` result (``train_acc``,
-    ``accuracy``, ``minority_accuracy``, ..., ``nc``, ``geometry``), under their names."""
-    test = ev["test"]
-    per_class = test["per_class"]
-    majority = [c for c in range(len(per_class)) if c not in minority]
-    return {
-        "train_acc": ev["train_acc"],
-        "accuracy": test["overall"],
-        "minority_accuracy": mean_over(per_class, minority),
-        "majority_accuracy": mean_over(per_class, majority),
-        "many": test["many"],
-        "medium": test["medium"],
-        "few": test["few"],
-        "per_class": per_class,
-        "nc": ev["nc"],
-        "geometry": ev.get("geometry"),
-    }
+    def epoch(self, stepper: nn.Module, epoch: int, last: int, bar: RunBar) -> EpochRecord:
+        """Train one epoch, evaluate when due, record it and save the checkpoint."""
+        train, result = self.config.train, self.result
+        t0 = time.perf_counter()
+        main, balanced = self.loaders(epoch)
+        losses, parts, samples = train_epoch(
+            stepper, self.optimizer, self.scheduler, main, balanced, epoch=epoch,
+            total_steps=self.total_steps, autocast=autocast_for(self.dev, train.amp),
+            progress=bar,
+        )  # fmt: skip
+        if distributed.is_initialized():
+            losses, parts, samples = _over_ranks(losses, parts, samples)
+            distributed.broadcast_buffers(self.method)  # evaluate and save rank 0's statistics
+        finite = torch.isfinite(losses)  # one host sync per epoch, not one per step
+        if not finite.all():
+            bad = int((~finite).nonzero()[0])
+            raise DivergenceError(epoch, bad + 1, losses[bad].item(), self.ckpt)
+        train_s = time.perf_counter() - t0
+        scores = EpochRecord()
+        if epoch % train.metrics_every == 0 or epoch == last:
+            scores = evaluate(self.method, self.dataset, train_x=self.x, test_x=self.test_x,
+                              geometry=train.record_geometry, amp=train.amp,
+                              workers=self.workers)  # fmt: skip
+        record = dataclasses.replace(
+            scores, epoch=epoch, lr=self.scheduler.get_last_lr()[0], loss=losses.mean().item(),
+            loss_parts=parts, train_s=train_s, samples=samples, samples_per_s=samples / train_s,
+        )  # fmt: skip
+        result.history.append(record)
+        result.samples_seen += samples
+        result.provenance["finished"] = now()
+        if self.ckpt is not None and self.writes:
+            save_checkpoint(self.ckpt, {
+                "format": CHECKPOINT_FORMAT, "epoch": epoch,
+                "run": json.dumps(result.run_dict()),
+                "history": json.dumps([r.as_dict() for r in result.history]),
+                "model": self.method.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "rng": rng_state(),
+            })  # fmt: skip
+            self.kept = epoch
+            self.written += [self.ckpt, *result.save(self.out)]
+        return record
 
 
 #: DDP's switch for not broadcasting buffers at every forward (renamed in recent PyTorch).
@@ -848,165 +547,12 @@ def _postfix(record: EpochRecord) -> dict[str, str]:
     return shown
 
 
-def _validate(
-    epochs, batch_size, lr, momentum, weight_decay, warmup_epochs, metrics_every
-) -> tuple[int, int, float, int]:
-    """Check the optimisation settings; returns (epochs, batch_size, lr, metrics_every)."""
-    epochs = check_scalar("epochs", epochs, kind=int, low=1)
-    batch_size = check_scalar("batch_size", batch_size, kind=int, low=2)  # BatchNorm needs 2
-    lr = check_scalar("lr", lr, low=0, include_low=False)
-    check_scalar("momentum", momentum, low=0, high=1, include_high=False)
-    check_scalar("weight_decay", weight_decay, low=0)
-    check_scalar("warmup_epochs", warmup_epochs, low=0, high=epochs)
-    metrics_every = check_scalar("metrics_every", metrics_every, kind=int, low=1)
-    return epochs, batch_size, lr, metrics_every
-
-
-def check_out_dir(
-    out_dir: str | Path, *, resume: bool = False, overwrite: bool = False
-) -> tuple[Path, list[str]]:
-    """Check, before any work, that ``out_dir`` is a writable folder (created if needed) that
-    no other process is training in, and that ``fit`` may use it: a run already there
-    (``RUN_FILES``) is refused unless resumed (it has a checkpoint) or ``overwrite``; a run
-    file that is not a file (a folder in its place) is refused. Cleans stale temporary files
-    of an interrupted write. Returns the folder and the run files present. Raises
-    ``checkpoint.OutDirError``, ``checkpoint.InUseError`` or :class:`RunExistsError`
-    (ValueErrors, one line each)."""
-    out = check_writable_dir(out_dir)
-    with hold_lock(out, f"the run folder {out}"):
-        return _check_run_files(out, resume=resume, overwrite=overwrite)
-
-
-def _check_run_files(out: Path, *, resume: bool, overwrite: bool) -> tuple[Path, list[str]]:
-    """:func:`check_out_dir`'s checks of the files in ``out``, under its lock."""
-    clean_stale_tmp(out, RUN_FILES)
-    present = [name for name in RUN_FILES if (out / name).exists()]
-    odd = [name for name in present if not (out / name).is_file()]
-    if odd:
-        raise OutDirError(
-            f"{out / odd[0]} is not a file (a folder or device in the place of the run's "
-            f"{odd[0]}); move it away, then run again"
-        )
-    if not present or overwrite or (resume and CHECKPOINT_NAME in present):
-        return out, present
-    if resume:
-        raise RunExistsError(
-            f"{out} holds {', '.join(present)} but no {CHECKPOINT_NAME} to resume from; "
-            "pass overwrite=True to start a new run there"
-        )
-    raise RunExistsError(
-        f"{out} already holds a run ({', '.join(present)}); pass resume=True to continue it "
-        "or overwrite=True to replace it"
-    )
-
-
-def _prepare_out_dir(
-    out_dir: str | Path | None, *, resume: bool, overwrite: bool, held: contextlib.ExitStack
-) -> Path | None:
-    """Take the folder's lock into ``held`` (kept until the run ends), check it as
-    :func:`check_out_dir` does, then delete the old run when it is to be replaced."""
-    if out_dir is None:
-        return None
-    out = check_writable_dir(out_dir)
-    held.enter_context(hold_lock(out, f"the run folder {out}"))
-    out, present = _check_run_files(out, resume=resume, overwrite=overwrite)
-    if overwrite and not (resume and CHECKPOINT_NAME in present):
-        for name in present:
-            (out / name).unlink()
-    return out
-
-
-def run_from_checkpoint(state: dict[str, Any], path: str | Path) -> RunResult:
-    """The run a checkpoint holds (config, history, samples, provenance): the run's record,
-    which run.json and history.json copy. ``state`` is ``checkpoint.load_checkpoint(path)``."""
-    try:
-        if state.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"format {state.get('format')!r}, expected {CHECKPOINT_FORMAT}")
-        missing = {"model", "optimizer", "scheduler", "rng"} - set(state)
-        if missing:
-            raise ValueError(f"missing {sorted(missing)}")
-        return RunResult.from_dicts(json.loads(state["run"]), json.loads(state["history"]))
-    except (KeyError, TypeError, ValueError) as err:
-        raise CheckpointError(
-            f"{path} is not a checkpoint of this version of allnc_edu ({err}); "
-            "pass overwrite=True to start a new run there"
-        ) from None
-
-
-def _check_same_run(saved: RunConfig, now: RunConfig, path: Path) -> None:
-    differ = saved.differences(now)
-    if not differ:
-        return
-    why = {"epochs": " (the cosine learning-rate schedule spans the whole run, so its length "
-           "cannot change)"}  # fmt: skip
-    changes = "; ".join(
-        f"{k}: saved {a!r}, now {b!r}{why.get(k, '')}" for k, (a, b) in differ.items()
-    )
-    raise DifferentRunError(
-        f"cannot resume {path}: the settings differ ({changes}); "
-        "use another out_dir, or overwrite=True to start a new run there"
-    )
-
-
-def _check_same_model(saved: dict[str, torch.Tensor], method: nn.Module, path: Path) -> None:
-    """Refuse a checkpoint whose tensors do not fit ``method`` (a safety net behind the config
-    comparison: e.g. a backbone built with other options)."""
-    now = method.state_dict()
-    differ = sorted(
-        set(saved) ^ set(now) | {k for k in set(saved) & set(now) if saved[k].shape != now[k].shape}
-    )
-    if differ:
-        raise DifferentRunError(
-            f"cannot resume {path}: its model does not match this one ({len(differ)} tensor(s) "
-            f"differ, e.g. {differ[0]!r}); use another out_dir or overwrite=True"
-        )
-
-
 def _backbone_name(method: nn.Module) -> str:
     """The backbone's ``models.BACKBONES`` name (``arch``), else its class name."""
     backbone = next((m for m in method.modules() if hasattr(m, "feature_dim")), None)
     if backbone is None:
         return ""
     return getattr(backbone, "arch", type(backbone).__name__)
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _provenance(device: torch.device) -> dict[str, Any]:
-    """Package, Python, torch and CUDA versions, the device, the git commit and the start time."""
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
-    return {
-        "package": f"allnc_edu {__version__}",
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
-        "device": str(device),
-        "device_name": name or platform.machine(),
-        "git_commit": _git_commit(),
-        "started": _now(),
-        "finished": None,
-    }
-
-
-def _git_commit() -> str | None:
-    """The commit of the checkout this package runs from (with "+dirty" when it has changes),
-    or None outside a git checkout."""
-    here = Path(__file__).resolve().parent
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
-        )
-        if head.returncode != 0:
-            return None
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=here, capture_output=True, text=True, timeout=5,
-        )  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
 def _compile_backbone(method: nn.Module) -> None:

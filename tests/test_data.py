@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from allnc_edu import data
+from allnc_edu import cifar, mnist1d_lt
 from allnc_edu.data import (
     load_cifar_lt,
     load_dataset,
@@ -152,7 +152,7 @@ def test_mnist1d_cache_dir_reuses_the_file(tmp_path, monkeypatch):
     def no_generation(*args):
         raise AssertionError("regenerated despite the cache")
 
-    monkeypatch.setattr(data, "_generate_mnist1d", no_generation)
+    monkeypatch.setattr(mnist1d_lt, "_generate_mnist1d", no_generation)
     second = load_mnist1d(200, test_per_class=5, cache_dir=tmp_path)
     assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
 
@@ -163,7 +163,7 @@ def test_mnist1d_signals_are_make_datasets():
     args = get_dataset_args()
     args.num_samples, args.seed, args.train_split = 300, 4, 1.0
     reference = make_dataset(args)
-    x, y = data._generate_mnist1d(300, 4)
+    x, y = mnist1d_lt._generate_mnist1d(300, 4)
     assert np.array_equal(x, reference["x"].astype(np.float32))
     assert np.array_equal(y, reference["y"].astype(np.int64))
 
@@ -359,7 +359,7 @@ def test_unknown_dataset_lists_the_choices():
 def test_cifar_channel_stats_are_exact():
     rng = np.random.default_rng(4)
     imgs = rng.integers(0, 256, size=(7, 3, 5, 5), dtype=np.uint8)
-    mean, std = data._channel_stats(imgs)
+    mean, std = cifar._channel_stats(imgs)
     ref = imgs.astype(np.float64).transpose(1, 0, 2, 3).reshape(3, -1) / 255
     assert np.allclose(mean, ref.mean(1), atol=1e-12) and np.allclose(std, ref.std(1), atol=1e-12)
     assert math.isclose(sum(mean), float(ref.mean(1).sum()), rel_tol=1e-12)

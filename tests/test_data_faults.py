@@ -20,7 +20,7 @@ from _cli import fails
 from _filelist_tree import write_imagenet_lt
 from test_data import _fake_cifar10, _fake_cifar100
 
-from allnc_edu import data
+from allnc_edu import mnist1d_lt
 from allnc_edu.data import load_cifar_lt, load_dataset, load_mnist1d, make_gaussian_classes
 from allnc_edu.filelists import load_filelist, read_split_file
 
@@ -418,10 +418,10 @@ def test_a_seed_out_of_range_names_seed_and_the_range(load, seed) -> None:
 
 
 def test_a_long_mnist1d_generation_reports_progress(monkeypatch, capsys) -> None:
-    data._generate_mnist1d(200, 0)
+    mnist1d_lt._generate_mnist1d(200, 0)
     assert capsys.readouterr().err == ""  # short: silent
-    monkeypatch.setattr(data, "MNIST1D_PROGRESS_SIGNALS", 100)
-    data._generate_mnist1d(200, 0)
+    monkeypatch.setattr(mnist1d_lt, "MNIST1D_PROGRESS_SIGNALS", 100)
+    mnist1d_lt._generate_mnist1d(200, 0)
     lines = capsys.readouterr().err.splitlines()
     assert [line.split(" · ")[0] for line in lines] == [
         f"MNIST-1D: {20 * k}/200 signals generated" for k in range(1, 11)

@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 import torch
 
-from allnc_edu import train
-from allnc_edu.data import LongTailDataset, make_gaussian_classes
+from allnc_edu import devices, evaluate, train
+from allnc_edu.data import DATASETS, LongTailDataset, make_gaussian_classes
 from allnc_edu.groups import accuracy_by_group, minority_classes
 from allnc_edu.methods import make_method
 from allnc_edu.metrics import nc_metrics
@@ -68,48 +68,56 @@ def test_evaluate_matches_a_plain_float32_reference(name, backbone, rel, gaussia
     float32 features differ only in summation order: batches, memory format)."""
     data = gaussian if backbone == "mlp" else images
     method = _method(name, data, backbone)
-    got = train.evaluate(method, data, batch_size=16)
+    got = evaluate.evaluate(method, data, batch_size=16)
     want = _reference(method, data)
-    assert got["train_acc"] == want["train_acc"]
-    assert got["test"] == want["test"]
+    assert got.train_acc == want["train_acc"]
+    assert _groups(got) == want["test"]
     for key in NC_KEYS:
-        assert got["nc"][key] == pytest.approx(want["nc"][key], rel=rel, abs=1e-9), key
+        assert got.nc[key] == pytest.approx(want["nc"][key], rel=rel, abs=1e-9), key
+
+
+def _groups(record) -> dict:
+    """An evaluation's test accuracies under ``groups.accuracy_by_group``'s names."""
+    return {"overall": record.accuracy, "many": record.many, "medium": record.medium,
+            "few": record.few, "minority": record.minority_accuracy,
+            "majority": record.majority_accuracy, "per_class": record.per_class}  # fmt: skip
 
 
 def test_nc_uses_float32_features_and_the_test_set_the_training_autocast(gaussian, monkeypatch):
     """With bfloat16 autocast on (forced here: this CPU may lack it), the training-set forward,
     which feeds the NC accumulator, still runs in float32, so the NC metrics do not change; the
     test-set forward runs under autocast."""
-    monkeypatch.setattr(train, "_cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(devices, "_cpu_has_native_bf16", lambda: True)
     method = _method("ce", gaussian, "mlp")
     seen: list[tuple[int, bool]] = []
     method.register_forward_hook(
         lambda _m, args, _out: seen.append((len(args[0]), torch.is_autocast_enabled("cpu")))
     )
-    low = train.evaluate(method, gaussian, amp=True)
+    low = evaluate.evaluate(method, gaussian, amp=True)
     n_train, n_test = len(gaussian.train_y), len(gaussian.test_y)
     assert seen == [(n_train, False), (n_test, True)]
-    full = train.evaluate(method, gaussian, amp=False)
-    assert low["nc"] == full["nc"] and low["train_acc"] == full["train_acc"]
-    assert low["test"]["overall"] == pytest.approx(full["test"]["overall"], abs=0.1)
+    full = evaluate.evaluate(method, gaussian, amp=False)
+    assert low.nc == full.nc and low.train_acc == full.train_acc
+    assert low.accuracy == pytest.approx(full.accuracy, abs=0.1)
     seen.clear()
-    without_nc = train.evaluate(method, gaussian, amp=True, nc=False)
-    assert without_nc["nc"] is None and seen == [(n_train, True), (n_test, True)]
+    without_nc = evaluate.evaluate(method, gaussian, amp=True, nc=False)
+    assert without_nc.nc is None and seen == [(n_train, True), (n_test, True)]
 
 
 def test_autocast_for_uses_bfloat16_only_where_supported(monkeypatch) -> None:
     cpu = torch.device("cpu")
-    assert isinstance(train.autocast_for(cpu, amp=False), type(train.contextlib.nullcontext()))
-    monkeypatch.setattr(train, "_cpu_has_native_bf16", lambda: False)
-    assert not isinstance(train.autocast_for(cpu, amp=True), torch.autocast)
-    monkeypatch.setattr(train, "_cpu_has_native_bf16", lambda: True)
-    ctx = train.autocast_for(cpu, amp=True)
+    nothing = type(devices.contextlib.nullcontext())
+    assert isinstance(devices.autocast_for(cpu, amp=False), nothing)
+    monkeypatch.setattr(devices, "_cpu_has_native_bf16", lambda: False)
+    assert not isinstance(devices.autocast_for(cpu, amp=True), torch.autocast)
+    monkeypatch.setattr(devices, "_cpu_has_native_bf16", lambda: True)
+    ctx = devices.autocast_for(cpu, amp=True)
     assert isinstance(ctx, torch.autocast) and ctx.fast_dtype == torch.bfloat16
 
 
 def test_geometry_holds_the_class_means_and_classifier(gaussian) -> None:
     method = _method("ce", gaussian, "mlp")
-    got = train.evaluate(method, gaussian, geometry=True)["geometry"]
+    got = evaluate.evaluate(method, gaussian, geometry=True).geometry
     method.eval()
     with torch.no_grad():
         h = method(gaussian.train_x).features.double()
@@ -119,14 +127,14 @@ def test_geometry_holds_the_class_means_and_classifier(gaussian) -> None:
 
 
 def test_fit_evaluates_at_the_dataset_default_cadence(gaussian) -> None:
-    """No ``metrics_every``: the dataset's default from ``train.DEFAULTS`` (MNIST-1D: every 2
+    """No ``metrics_every``: the data set's recipe (``data.DATASETS``; MNIST-1D: every 2
     epochs), and always the last epoch."""
     as_mnist1d = dataclasses.replace(gaussian, name="mnist1d")
-    every = train.DEFAULTS["mnist1d"]["metrics_every"]
+    every = DATASETS["mnist1d"].recipe["metrics_every"]
     assert every == 2
     result = train.fit(_method("ce", as_mnist1d, "mlp"), as_mnist1d, epochs=5, batch_size=16,
                        device="cpu", progress=False)  # fmt: skip
-    assert result.config.metrics_every == every
+    assert result.config.train.metrics_every == every
     assert [h.epoch for h in result.history if h.evaluated] == [2, 4, 5]
     assert all(h.nc is None for h in result.history if not h.evaluated)
-    assert train.DEFAULTS["cifar10-lt"]["metrics_every"] == 10
+    assert DATASETS["cifar10-lt"].recipe["metrics_every"] == 10

@@ -11,9 +11,9 @@ import pytest
 from _cli import fails
 from _filelist_tree import write_imagenet_lt
 
-from allnc_edu.__main__ import evaluation_table, main
+from allnc_edu.__main__ import main, scores_text
 from allnc_edu.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
-from allnc_edu.records import NC_FIELDS, RunResult
+from allnc_edu.records import NC_FIELDS, EpochRecord, RunResult
 
 TINY = ["--dataset", "mnist1d", "--n-max", "60", "--imbalance-ratio", "10", "--epochs", "2",
         "--batch-size", "32", "--device", "cpu", "--no-progress"]  # fmt: skip
@@ -40,7 +40,7 @@ def test_evaluate_reproduces_the_last_epoch(split, runs, tmp_path, capsys) -> No
     scores = tmp_path / "scores.json"
     assert main(["evaluate", "--run", runs[split], "--device", "cpu", "--json", str(scores)]) == 0
     printed = capsys.readouterr().out
-    for words in (f"{split} accuracy", "overall", "many", "few", "minority", "per class", "nc1"):
+    for words in (f"{split} accuracy", "overall", "many", "few", "minority", "per class", "NC1"):
         assert words in printed, words
     final = RunResult.load(runs[split]).final
     assert RunResult.load(runs[split]).config.split == split
@@ -173,10 +173,9 @@ def test_a_split_list_run_is_scored_where_its_data_moved(tmp_path, capsys) -> No
 def test_many_classes_print_their_extremes_not_every_class() -> None:
     per_class = [k / 40 for k in range(40)]
     per_class[7] = None  # a class without evaluation samples
-    scores = {"method": "ce", "dataset": "imagenet-lt", "split": "test", "epoch": 90, "run": "r",
-              "device": "cuda:0", "train_acc": 0.9, "accuracy": 0.5, "many": 0.6, "medium": 0.5,
-              "few": None, "minority_accuracy": 0.4, "majority_accuracy": 0.6,
-              "per_class": per_class, "nc": {"nc1": 0.25}}  # fmt: skip
-    table = evaluation_table(scores)
+    record = EpochRecord(epoch=90, train_acc=0.9, accuracy=0.5, many=0.6, medium=0.5, few=None,
+                         minority_accuracy=0.4, majority_accuracy=0.6, per_class=per_class,
+                         nc={"nc1": 0.25, "num_classes": 40, "minority": [20]})  # fmt: skip
+    table = scores_text(record, "test", "ce on imagenet-lt", per_class=True)
     assert "40 classes: lowest 0.0% (class 0), median 50.0%, highest 97.5% (class 39)" in table
-    assert "few -" in table and "nc1 0.250" in table and len(table.splitlines()) == 6
+    assert "few -" in table and "NC1 0.250" in table and len(table.splitlines()) == 6

@@ -27,7 +27,7 @@ def test_run_method_is_reproducible_and_routes_options(data) -> None:
     b = ex.run_method("la", data, epochs=2, seed=3, tau=0.5, lr=0.05, **TINY)
     c = ex.run_method("la", data, epochs=2, seed=4, tau=0.5, lr=0.05, **TINY)
     assert isinstance(a, RunResult)
-    assert a.options == {"tau": 0.5} and a.method == "la" and a.config.lr == 0.05
+    assert a.options == {"tau": 0.5} and a.method == "la" and a.config.train.lr == 0.05
     assert a.nc1 == b.nc1 and a.accuracy == b.accuracy
     assert a.nc1 != c.nc1  # the seed sets the initialisation
     assert a.epochs == 2 and len(a.history) == 2 and a.minority == [2, 3]

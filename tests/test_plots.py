@@ -266,8 +266,8 @@ def test_metric_curves_typeset_the_legend_and_label_the_etf_value():
     assert "‖W/‖W‖ − M/‖M‖‖" in [t.name for t in fig.data]
     assert all("|" not in t.name for t in fig.data)
     assert fig.layout.yaxis.ticktext[-1] == "10⁰" and fig.layout.yaxis2.ticktext is None
-    (etf,) = [a.text for a in fig.layout.annotations if a.text.startswith("ETF value")]
-    assert etf == "ETF value −1/(K−1) = −0.333"
+    (etf,) = [s for s in fig.layout.shapes if s.name and s.name.startswith("ETF value")]
+    assert etf.name == "ETF value −1/(K−1) = −0.333" and etf.showlegend  # named in the legend
 
 
 def test_sweep_figure_shades_the_complete_collapse_band():
@@ -276,9 +276,8 @@ def test_sweep_figure_shades_the_complete_collapse_band():
     fig = plots.minority_collapse_sweep_figure(ratios, mc_w, num_classes=4, collapse=(190, 210))
     band = [s for s in fig.layout.shapes if s.type == "rect"]
     assert [(b.x0, b.x1) for b in band] == [(190, 210)]
-    (note,) = [a for a in fig.layout.annotations if "complete collapse" in a.text]
-    assert note.text == "complete collapse<br>between IR 190 and 210"
-    assert note.x == pytest.approx(np.log10(210))  # annotations on a log axis: log10 units
+    assert band[0].name == "complete collapse (MC_W = 1) between IR 190 and 210"
+    assert band[0].showlegend  # named in the legend, not written over the curves
     assert list(fig.layout.xaxis.ticktext) == ["1", "3", "10", "30", "100", "300", "1000"]
 
 
@@ -313,7 +312,7 @@ def test_side_by_side_puts_cosine_maps_under_the_scenes_without_overlap():
     assert len(maps) == 2 and [m.showscale for m in maps] == [False, True]
     assert [a.text for a in fig.layout.annotations][:2] == ["CE", "AllNC"]
     assert fig.layout.title.text.startswith("two runs<br><sup>")
-    assert "below, the exact cosines" in fig.layout.title.text
+    assert "the exact cosines under each" in fig.layout.title.text
 
 
 def test_slider_labels_are_short_and_kept_inside_the_figure():
@@ -332,3 +331,123 @@ def test_cosine_colour_scale_rises_from_minus_one_to_one(k):
     positions = [pos for pos, _ in scale]
     assert positions[0] == 0 and positions[-1] == pytest.approx(1)
     assert positions == sorted(set(positions))
+
+
+# ----------------------------------------- layout facts a reader relies on at a laptop's width
+
+
+def panel_px(fig: go.Figure, domain) -> float:
+    """Pixels of a vertical layout ``domain`` of ``fig`` drawn at its layout height (plotly's
+    default margins where none are set; the browser tests measure the drawn figure)."""
+    top = 100 if fig.layout.margin.t is None else fig.layout.margin.t
+    bottom = 80 if fig.layout.margin.b is None else fig.layout.margin.b
+    return (fig.layout.height - top - bottom) * (domain[1] - domain[0])
+
+
+def _views(n: int, k: int = 6, **options) -> dict[str, go.Figure]:
+    """``n`` simplex figures of random K-class geometry (K > 4: with cosine maps), the last half
+    of the classes minority."""
+    rng = np.random.default_rng(3)
+    return {
+        f"run {i}": plots.simplex_figure(
+            rng.normal(size=(k, 8)),
+            rng.normal(size=(k, 8)),
+            minority=range(k // 2, k),
+            title=f"run {i}",
+            **options,
+        )
+        for i in range(n)
+    }
+
+
+def _axes_of(fig: go.Figure, trace) -> tuple:
+    return fig.layout["xaxis" + trace.xaxis[1:]], fig.layout["yaxis" + trace.yaxis[1:]]
+
+
+def test_four_views_make_a_two_by_two_grid_of_tall_scenes_each_above_its_map():
+    fig = plots.side_by_side(_views(4))
+    scenes = [fig.layout[f"scene{i if i > 1 else ''}"] for i in range(1, 5)]
+    assert len({tuple(s.domain.x) for s in scenes}) == 2, "two columns"
+    assert len({tuple(s.domain.y) for s in scenes}) == 2, "two rows"
+    for scene in scenes:
+        assert scene.domain.x[1] - scene.domain.x[0] >= 0.4  # half the width, not a quarter
+        assert panel_px(fig, scene.domain.y) >= 400
+    maps = [t for t in fig.data if isinstance(t, go.Heatmap)]
+    assert len(maps) == 4
+    for scene, heat in zip(scenes, maps, strict=True):
+        xaxis, yaxis = _axes_of(fig, heat)
+        assert tuple(xaxis.domain) == tuple(scene.domain.x), "in its scene's column"
+        assert yaxis.domain[1] < scene.domain.y[0], "under its scene"
+        assert panel_px(fig, yaxis.domain) >= 300
+    three = plots.side_by_side(_views(3)).layout  # up to three views: one row
+    assert len({tuple(three[f"scene{i if i > 1 else ''}"].domain.y) for i in (1, 2, 3)}) == 1
+
+
+@pytest.mark.parametrize("n", [1, 3, 4])
+def test_every_cosine_map_labels_each_row_and_column_with_its_class(n):
+    fig = plots.side_by_side(_views(n))
+    maps = [t for t in fig.data if isinstance(t, go.Heatmap)]
+    assert len(maps) == n
+    for heat in maps:
+        for axis in _axes_of(fig, heat):
+            assert axis.showticklabels is not False and axis.title.text
+            assert list(axis.tickvals) == list(heat.x)
+            plain = [t.removeprefix("<b>").removesuffix("</b>") for t in axis.ticktext]
+            assert plain == [str(c) for c in range(6)]
+            assert [t.startswith("<b>") for t in axis.ticktext] == [c >= 3 for c in range(6)]
+    alone = plots.simplex_figure(*(np.random.default_rng(0).normal(size=(2, 6, 8))))
+    (heat,) = [t for t in alone.data if isinstance(t, go.Heatmap)]
+    for axis in _axes_of(alone, heat):
+        assert list(axis.tickvals) == list(heat.x) and len(axis.ticktext) == 6
+
+
+def test_normalised_views_scale_each_set_alike_and_the_etf_reaches_past_the_arrows():
+    rng = np.random.default_rng(4)
+    means, weight = 30 * rng.normal(size=(4, 3)), 0.1 * rng.normal(size=(4, 3))
+    fig = plots.simplex_figure(means, weight, normalise=True)  # K = 4 in 3D: an exact view
+    m, w = arrow_tips(fig, "mean"), arrow_tips(fig, "classifier")
+    assert np.linalg.norm(m, axis=1).mean() == pytest.approx(1.0)
+    assert np.linalg.norm(w, axis=1).mean() == pytest.approx(1.0)
+    centred = torch.tensor(means - means.mean(axis=0))
+    np.testing.assert_allclose(
+        geometry.cosine_matrix(torch.tensor(m)).numpy(),
+        geometry.cosine_matrix(centred).numpy(),
+        atol=1e-9,
+    )  # angles kept
+    ref = next(t for t in fig.data if t.name == "ideal simplex ETF")
+    ends = np.array([[x, y, z] for x, y, z in zip(ref.x, ref.y, ref.z, strict=True)][1::3])
+    longest = max(np.linalg.norm(m, axis=1).max(), np.linalg.norm(w, axis=1).max())
+    np.testing.assert_allclose(np.linalg.norm(ends, axis=1), longest)
+    assert ref.line.dash == "dash" and ref.line.width >= plots.MAJORITY_WIDTH
+    assert "average length 1" in fig.layout.title.text and fig.layout.meta["normalised"]
+    plain = plots.simplex_figure(means, weight)  # the default keeps the true lengths
+    assert np.linalg.norm(arrow_tips(plain, "mean"), axis=1).mean() > 10
+
+
+def test_etf_value_and_collapse_band_are_named_in_the_legend_not_written_on_the_panels():
+    history = [
+        {"step": s, "mc_weights": -1 / 3, "mc_means": -0.3, "num_classes": 4} for s in (0, 1)
+    ]
+    ratios, mc = [1, 10, 100, 1000], [-1 / 3, 0.2, 1.0, 1.0]
+    for fig in (
+        plots.metric_curves(history),
+        plots.minority_collapse_sweep_figure(ratios, mc, mc, num_classes=4, collapse=(10, 100)),
+    ):
+        texts = [a.text for a in fig.layout.annotations]
+        written = [t for t in texts if "ETF value" in t or "between IR" in t]
+        assert not written, "a label on a panel covers the curves running through it"
+        named = [s.name for s in fig.layout.shapes if s.showlegend]
+        assert named[0] == "ETF value −1/(K−1) = −0.333"
+        etf = [s for s in fig.layout.shapes if s.type == "line"]
+        assert etf and all(s.line.dash == "dot" for s in etf)
+    assert named[1] == "complete collapse (MC_W = 1) between IR 10 and 100"
+
+
+def test_sweep_panels_are_as_tall_in_a_one_panel_figure_as_in_a_two_panel_one():
+    ratios, mc = [1, 10, 100], [-0.3, 0.1, 0.9]
+    one = plots.minority_collapse_sweep_figure(ratios, mc, num_classes=4)
+    two = plots.minority_collapse_sweep_figure(ratios, mc, mc, [1.0, 0.7, 0.4], num_classes=4)
+    heights = [panel_px(one, one.layout.yaxis.domain)]
+    heights += [panel_px(two, axis.domain) for axis in (two.layout.yaxis, two.layout.yaxis2)]
+    assert min(heights) >= 220, heights  # no squat panel
+    assert max(heights) <= 1.25 * min(heights), heights

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from allnc_edu.config import TrainConfig
 from allnc_edu.records import (
     NC_FIELDS,
     SUMMARY_FIELDS,
@@ -14,8 +15,9 @@ from allnc_edu.records import (
     RunResult,
 )
 
-CONFIG = RunConfig(dataset="gaussian", method="la", epochs=2, batch_size=16, lr=0.1,
-                   method_options={"tau": 1.0}, backbone="mlp", n_max=64, data_seed=0)  # fmt: skip
+CONFIG = RunConfig(dataset="gaussian", method="la", train=TrainConfig(epochs=2, batch_size=16,
+                   lr=0.1), method_options={"tau": 1.0}, backbone="mlp", n_max=64,
+                   data_seed=0)  # fmt: skip
 
 
 def _nc(**values) -> dict:
@@ -105,8 +107,22 @@ def test_an_older_run_config_loads_with_the_defaults_of_newer_fields() -> None:
     old = {k: v for k, v in CONFIG.as_dict().items() if k not in new}
     loaded = RunConfig.from_dict(old)
     assert loaded == CONFIG and loaded.world_size == 1 and loaded.split == "test"
-    assert loaded.sync_bn is False
+    assert loaded.train.sync_bn is False
     assert loaded.data_root is None and loaded.split_dir is None and loaded.image_size is None
+
+
+def test_a_run_json_from_before_a_setting_was_recorded_reads_as_that_version_ran() -> None:
+    legacy = {"channels_last", "augment", "metrics_every", "workers"}
+    old = {k: v for k, v in CONFIG.as_dict().items() if k not in legacy}
+    loaded = RunConfig.from_dict(old)
+    assert loaded.train.channels_last is False and loaded.train.augment is False
+    assert loaded.train.metrics_every == 1 and loaded.train.workers is None
+
+
+def test_the_training_settings_sit_flat_in_run_json() -> None:
+    flat = CONFIG.as_dict()
+    assert "train" not in flat and flat["epochs"] == 2 and flat["lr"] == 0.1
+    assert RunConfig.from_dict(flat) == CONFIG
 
 
 def test_moved_data_folders_are_cosmetic_but_world_size_is_not() -> None:

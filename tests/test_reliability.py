@@ -143,8 +143,8 @@ def _started(out, proc: subprocess.Popen, timeout: float = 120) -> None:
         time.sleep(0.2)
 
 
-LONG = ["--dataset", "mnist1d", "--n-max", "100", "--epochs", "400", "--batch-size", "32", "--method", "ce",
-        "--device", "cpu", "--no-progress"]  # fmt: skip
+LONG = ["--dataset", "mnist1d", "--n-max", "100", "--epochs", "400", "--batch-size", "32",
+        "--method", "ce", "--device", "cpu", "--no-progress"]  # fmt: skip
 
 
 def test_ctrl_c_is_one_line_exit_130_and_the_run_resumes(tmp_path):

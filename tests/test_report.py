@@ -133,7 +133,9 @@ def fake(
         accuracy=accuracy, minority_accuracy=minority, majority_accuracy=1.0, nc=nc,
         geometry={"class_means": eye, "classifier": eye} if geometry else None,
     )  # fmt: skip
-    config = RunConfig(dataset="mnist1d", method="x", epochs=1, batch_size=16, lr=0.1)
+    config = RunConfig.from_dict(
+        {"dataset": "mnist1d", "method": "x", "epochs": 1, "batch_size": 16, "lr": 0.1}
+    )
     counts = [100] * (k // 2) + [1] * (k - k // 2)
     return RunResult(config=config, history=[record], counts=counts, num_classes=k,
                      minority=list(range(k // 2, k)), shot_groups={})  # fmt: skip

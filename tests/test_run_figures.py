@@ -8,7 +8,10 @@ import torch
 from allnc_edu import plots
 from allnc_edu.records import EpochRecord, RunConfig, RunResult
 
-CONFIG = RunConfig(dataset="gaussian", method="ce", epochs=1, batch_size=16, lr=0.1)
+# from_dict: the flat run.json form, which both the flat and the nested RunConfig read
+CONFIG = RunConfig.from_dict(
+    {"dataset": "gaussian", "method": "ce", "epochs": 1, "batch_size": 16, "lr": 0.1}
+)
 
 
 def _geometry(seed: int, k: int = 4, d: int = 5) -> dict:
@@ -90,3 +93,30 @@ def test_runs_curves_figure_draws_each_run_in_its_colour_in_every_panel() -> Non
     assert etf == pytest.approx([-1 / 3, -1 / 3])  # K = 4, in the MC_W and MC_H panels
     with pytest.raises(ValueError, match="empty"):
         plots.runs_curves_figure({})
+
+
+def test_runs_curves_name_the_etf_value_in_the_legend_and_keep_their_panels_tall() -> None:
+    fig = plots.runs_curves_figure({"CE": _run(3), "AllNC": _run(2)})
+    assert not [a.text for a in fig.layout.annotations if "ETF value" in a.text]
+    named = [s.name for s in fig.layout.shapes if s.showlegend]
+    assert named == ["ETF value −1/(K−1) = −0.333"]  # one legend entry for both MC panels
+    assert {s.legendgroup for s in fig.layout.shapes if s.type == "line"} == {"etf value"}
+    margin = fig.layout.margin
+    plot_px = fig.layout.height - (margin.t or 100) - (margin.b or 80)
+    for i in range(1, 7):
+        lo, hi = fig.layout[f"yaxis{i if i > 1 else ''}"].domain
+        assert plot_px * (hi - lo) >= 200, f"panel {i} is squat"
+
+
+def test_views_of_runs_are_two_to_a_row_from_four_runs_on_and_normalised() -> None:
+    fig = plots.simplex_views({name: _run(1) for name in ("ce", "la", "etf-dr", "allnc")})
+    scenes = [fig.layout[f"scene{i if i > 1 else ''}"] for i in range(1, 5)]
+    assert len({tuple(s.domain.x) for s in scenes}) == 2
+    assert [a.text.split("<br>")[0] for a in fig.layout.annotations] == [
+        "ce",
+        "la",
+        "etf-dr",
+        "allnc",
+    ]
+    for slider in (plots.runs_slider({"1": _run(1)}), plots.epoch_slider(_run(2))):
+        assert slider.layout.meta["normalised"], "means and classifiers each at length 1"

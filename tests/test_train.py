@@ -12,19 +12,14 @@ import torch
 
 from allnc_edu.checkpoint import CHECKPOINT_NAME, load_checkpoint, write_json
 from allnc_edu.data import LongTailDataset, make_gaussian_classes
+from allnc_edu.evaluate import evaluate
 from allnc_edu.groups import minority_classes
 from allnc_edu.methods import METHODS, make_method
 from allnc_edu.metrics import nc_metrics
 from allnc_edu.models import build_backbone
 from allnc_edu.records import RunResult
-from allnc_edu.train import (
-    DifferentRunError,
-    DivergenceError,
-    RunExistsError,
-    cosine_schedule,
-    evaluate,
-    fit,
-)
+from allnc_edu.rundir import DifferentRunError, RunExistsError
+from allnc_edu.train import DivergenceError, cosine_schedule, fit
 
 COUNTS = [64, 32, 16, 8]
 
@@ -87,7 +82,7 @@ def test_allnc_ablations_log_their_loss_parts(options, present, absent, data) ->
 
 def test_training_learns_a_separable_problem() -> None:
     data = make_gaussian_classes(COUNTS, dim=6, test_per_class=12, separation=6.0, seed=1)
-    before = evaluate(_method("ce", data), data, nc=False)["test"]["overall"]
+    before = evaluate(_method("ce", data), data, nc=False).accuracy
     after = _fit(_method("ce", data), data, epochs=10, lr=0.1).accuracy
     assert after > 0.9 > before
 
@@ -104,7 +99,7 @@ def test_image_path_with_crop_flip_channels_last_and_bf16() -> None:
     torch.manual_seed(0)
     method = make_method("allnc", build_backbone("resnet32-ldam", (3, 8, 8)), 3, [12, 6, 3])
     result = _fit(method, images, epochs=1, batch_size=8)
-    assert result.config.augment and result.config.channels_last and result.config.amp
+    assert result.config.train.augment and result.config.train.channels_last and result.config.train.amp
     conv = next(m for m in method.modules() if isinstance(m, torch.nn.Conv2d))
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
     assert math.isfinite(result.history[0].loss)
@@ -124,7 +119,7 @@ def test_signals_are_shifted_only_when_asked(data) -> None:
         torch.manual_seed(0)
         method = make_method("ce", build_backbone("cnn1d", (1, 16)), 3, [12, 6, 3])
         result = _fit(method, signals, epochs=1, batch_size=8, augment=augment)
-        assert result.config.augment is bool(augment)  # off by default for signals
+        assert result.config.train.augment is bool(augment)  # off by default for signals
         losses[augment] = result.history[0].loss
     assert losses[None] == losses[False] != losses[True]
     with pytest.raises(ValueError, match=r"images \(C, H, W\) or signals"):
@@ -196,7 +191,7 @@ def test_resume_refuses_any_change_naming_it(change, says, data, tmp_path) -> No
 def test_progress_and_device_may_change_on_resume(data, tmp_path) -> None:
     _fit(_method("ce", data), data, out_dir=tmp_path, stop_after=1)
     done = _fit(_method("ce", data), data, out_dir=tmp_path, resume=True, progress=True)
-    assert done.complete and done.config.progress
+    assert done.complete and done.config.train.progress
 
 
 def test_an_existing_run_is_refused_unless_resumed_or_overwritten(data, tmp_path) -> None:
@@ -237,7 +232,7 @@ def test_huge_learning_rate_diverges(data) -> None:
 def test_evaluate_matches_metrics_on_all_features(data) -> None:
     method = _method("la", data)
     _fit(method, data, epochs=1)
-    got = evaluate(method, data, batch_size=7)["nc"]
+    got = evaluate(method, data, batch_size=7).nc
     method.eval()
     with torch.no_grad():
         features = method(data.train_x).features

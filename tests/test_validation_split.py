@@ -64,7 +64,7 @@ def _image_ids(x: torch.Tensor, mean, std) -> set[int]:
 
 
 def test_cifar_validation_is_held_out_of_the_training_images(tmp_path):
-    from allnc_edu.data import CIFAR_VALIDATION
+    from allnc_edu.cifar import CIFAR_VALIDATION
 
     _fake_cifar10(tmp_path, per_class=CIFAR_VALIDATION[10] + 20)
     data = load_dataset(

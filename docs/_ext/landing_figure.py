@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 
 from allnc_edu import plots, ufm
 from allnc_edu.data import long_tail_counts
+from allnc_edu.fmt import fixed
 
 RATIOS = (1, 10, 100, 1000)
 
@@ -21,10 +22,8 @@ def minority_collapse_slider(num_classes: int = 4, n_max: int = 1000) -> go.Figu
         counts = long_tail_counts(n_max, num_classes, ratio, profile="step")
         run = ufm.simulate(counts)
         final = run.final
-        title = (
-            f"Imbalance ratio {ratio}: MC_W {final['mc_weights']:+.2f}, "
-            f"MC_H {final['mc_means']:+.2f}"
-        )
+        mc_w, mc_h = (fixed(final[key], 2, signed=True) for key in ("mc_weights", "mc_means"))
+        title = f"Imbalance ratio {ratio}: MC_W {mc_w}, MC_H {mc_h}".replace("-", plots.MINUS)
         figures[f"{ratio}"] = plots.simplex_figure(
             run.means, run.weight, minority=final["minority"], title=title
         )

@@ -4,6 +4,11 @@ The build copies plotly's bundled ``plotly.min.js`` into ``_static`` and loads i
 of every page that holds a figure, so figure HTML made by :func:`plotly_html` (no plotly.js
 inside, no require.js) draws offline. ``.. plotly-figure:: module:function`` puts the figure
 that ``function()`` returns into a page.
+
+Each figure's sliders apply their step at once (:data:`SLIDER_SYNC_JS`): plotly.js moves a
+slider at once but runs its step (the traces shown, the title) only on the next animation frame,
+which on a busy machine drawing WebGL in software comes late, so the page would show one step on
+the slider and another in the figure.
 """
 
 from __future__ import annotations
@@ -17,9 +22,27 @@ from docutils import nodes
 from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
 
+#: Run after each figure is drawn (``{plot_id}`` is its div). plotly.js sets a slider's new
+#: ``active`` step synchronously (and emits ``plotly_sliderchange``) but calls the step's method
+#: (``update``: which traces are visible, the title, the 3D axes) in a ``requestAnimationFrame``
+#: callback. Here the step runs in the same event as the move, so the figure always shows the
+#: step its slider shows; ``execute = false`` on that (already superseded) step object stops
+#: plotly's deferred call from drawing it a second time.
+SLIDER_SYNC_JS = """(function (gd) {
+    if (!gd || !gd.on) { return; }
+    gd.on('plotly_sliderchange', function (event) {
+        var step = event.step;
+        if (!event.interaction || !step || !step.execute) { return; }
+        if (['restyle', 'relayout', 'update'].indexOf(step.method) < 0) { return; }
+        step.execute = false;
+        Plotly[step.method].apply(Plotly, [gd].concat(step.args || []));
+    });
+})(document.getElementById('{plot_id}'));"""
+
 
 def plotly_html(figure: Any) -> str:
-    """HTML that draws ``figure`` (a go.Figure or its dict) with the page's ``Plotly`` global."""
+    """HTML that draws ``figure`` (a go.Figure or its dict) with the page's ``Plotly`` global,
+    its sliders applying each step as they move (:data:`SLIDER_SYNC_JS`)."""
     import plotly.io as pio
 
     return pio.to_html(
@@ -30,6 +53,7 @@ def plotly_html(figure: Any) -> str:
         default_width="100%",
         config={"responsive": True},
         validate=False,
+        post_script=SLIDER_SYNC_JS,
     )
 
 
