@@ -55,6 +55,7 @@ _SUBMODULES = (
     "records",
     "report",
     "rundir",
+    "squeeze",
     "stream",
     "study",
     "train",

@@ -22,6 +22,7 @@ with the student version.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -222,3 +223,20 @@ def write_notebooks(
         jupytext.write(notebook, target, fmt="ipynb")
         written.append(target)
     return written[0], written[1]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m allnc_edu.grading notebooks/py/*.py``: write each source's student notebook
+    into ``notebooks/`` and its solution notebook into ``notebooks/solutions/``."""
+    sources = list(sys.argv[1:] if argv is None else argv)
+    if not sources:
+        print("usage: python -m allnc_edu.grading SOURCE.py ...", file=sys.stderr)
+        return 2
+    for source in sources:
+        student, solution = write_notebooks(source)
+        print(f"wrote {student} and {solution}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,31 +1,52 @@
-"""Notebooks are committed stripped, paired with py:percent scripts in notebooks/py/ (so that
-JupyterLab lists each notebook once), name their kernel, and share one opening."""
+"""Notebooks are built from one source each (notebooks/py/NN_*.py, solutions marked): the
+student notebook beside it and the instructor's in notebooks/solutions/, both up to date,
+committed stripped, naming their kernel and sharing one opening."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
-import jupytext
 import jupytext.config
 import nbformat
 import pytest
 
+from allnc_edu.grading import write_notebooks
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+SOLUTIONS = sorted((ROOT / "notebooks" / "solutions").glob("*.ipynb"))
 SCRIPTS = ROOT / "notebooks" / "py"
 
 
 def test_there_are_notebooks_and_only_notebooks_beside_them() -> None:
     assert len(NOTEBOOKS) >= 2
-    assert not list((ROOT / "notebooks").glob("*.py")), "paired scripts belong in notebooks/py/"
-    assert {p.stem for p in SCRIPTS.glob("*.py")} == {p.stem for p in NOTEBOOKS}
+    assert not list((ROOT / "notebooks").glob("*.py")), "sources belong in notebooks/py/"
+    stems = {p.stem for p in NOTEBOOKS}
+    assert {p.stem for p in SCRIPTS.glob("*.py")} == stems == {p.stem for p in SOLUTIONS}
 
 
-def test_jupytext_pairs_each_notebook_with_its_script_in_py() -> None:
+def test_jupytext_pairs_nothing() -> None:
+    """A saved student notebook must never overwrite the source that holds the solutions."""
     config = jupytext.config.find_jupytext_configuration_file(str(ROOT / "notebooks"))
-    formats = jupytext.config.load_jupytext_configuration_file(config).formats
-    assert formats == ["notebooks///ipynb,notebooks/py///py:percent"]
+    assert not any(jupytext.config.load_jupytext_configuration_file(config).formats)
+
+
+def _cells(nb: nbformat.NotebookNode) -> list[tuple]:
+    return [(c.cell_type, c.source.strip(), tuple(c.metadata.get("tags", []))) for c in nb.cells]
+
+
+@pytest.mark.parametrize("stem", [p.stem for p in NOTEBOOKS])
+def test_both_notebooks_are_built_from_the_source(stem, tmp_path) -> None:
+    student, solution = write_notebooks(SCRIPTS / f"{stem}.py", tmp_path / "s", tmp_path / "i")
+    for built, committed in ((student, ROOT / "notebooks"), (solution, ROOT / "notebooks" /
+                                                             "solutions")):  # fmt: skip
+        want = nbformat.read(built, as_version=4)
+        got = nbformat.read(committed / built.name, as_version=4)
+        assert _cells(got) == _cells(want), (
+            f"{committed / built.name} is not built from notebooks/py/{stem}.py: run "
+            "`python -m allnc_edu.grading notebooks/py/*.py`"
+        )
 
 
 def test_names_its_kernel(notebook) -> None:
@@ -36,7 +57,7 @@ def test_names_its_kernel(notebook) -> None:
     )
 
 
-@pytest.fixture(params=NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.fixture(params=NOTEBOOKS + SOLUTIONS, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def notebook(request) -> tuple[Path, nbformat.NotebookNode]:
     return request.param, nbformat.read(request.param, as_version=4)
 
@@ -47,17 +68,6 @@ def test_committed_without_outputs(notebook) -> None:
         if cell.cell_type == "code":
             assert not cell.outputs, f"{path.name} carries outputs: run nbstripout"
             assert cell.execution_count is None, f"{path.name} carries execution counts"
-
-
-def test_paired_script_is_in_sync(notebook) -> None:
-    path, nb = notebook
-    script = SCRIPTS / f"{path.stem}.py"
-    assert script.exists(), f"{script.name} missing: run `jupytext --sync {path}`"
-    paired = jupytext.read(script)
-    sources = [(c.cell_type, c.source.strip()) for c in nb.cells]
-    assert sources == [(c.cell_type, c.source.strip()) for c in paired.cells], (
-        f"{path.name} and {script.name} differ: run `jupytext --sync {path}`"
-    )
 
 
 def test_opens_with_colab_badge_setup_and_parameters(notebook) -> None:
