@@ -67,7 +67,8 @@ def _check_file(path: Path | None, option: str) -> None:
     try:
         check_writable_dir(path.parent)
     except OutDirError as err:
-        raise UsageError(f"{option} {shown_path(path)}: its folder cannot hold it ({err})") from None
+        shown = shown_path(path)
+        raise UsageError(f"{option} {shown}: its folder cannot hold it ({err})") from None
 
 
 def _pct(value: float | None) -> str:

@@ -44,7 +44,7 @@ from .devices import autocast_for, to_device_tensor
 from .evaluate import evaluate
 from .filelists import IMAGENET_MEAN, IMAGENET_STD
 from .loader import DeviceLoader
-from .methods import make_method
+from .methods import ALLNC, CE, make_method
 from .models import build_backbone, resnet32_ldam
 from .stream import StreamLoader
 from .train import cosine_schedule, fit, train_step
@@ -151,7 +151,7 @@ def _our_pass(method, optimizer, scheduler, loader: DeviceLoader, autocast) -> i
 
 def _resnet32_ce(device: torch.device, channels_last: bool, seed: int) -> nn.Module:
     torch.manual_seed(seed)
-    method = make_method("ce", resnet32_ldam(), 10, CIFAR10_LT_COUNTS)
+    method = make_method(CE.name, resnet32_ldam(), 10, CIFAR10_LT_COUNTS)
     fmt = torch.channels_last if channels_last else torch.preserve_format
     return method.to(device, memory_format=fmt)
 
@@ -323,7 +323,7 @@ def mnist1d_allnc_throughput(device: torch.device, *, epochs: int = 3, seed: int
     Every sample drawn counts, the class-balanced batch of each GBBN step included."""
     data = load_dataset("mnist1d", imbalance_ratio=100.0, seed=seed)
     torch.manual_seed(seed)
-    method = make_method("allnc", build_backbone("cnn1d", data.input_shape), 10, data.counts)
+    method = make_method(ALLNC.name, build_backbone("cnn1d", data.input_shape), 10, data.counts)
     result = fit(method, data, epochs=epochs, device=device, seed=seed, progress=False)
     rates = [h.samples_per_s for h in result.history[1 if epochs > 1 else 0 :]]
     return {

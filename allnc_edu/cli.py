@@ -21,7 +21,7 @@ from .config import TrainConfig, field_kind
 from .data import DATASETS, PROFILES, SPLITS
 from .demo import DEMO, DEMO_METHODS, DEMO_SMOKE
 from .filelists import FILELIST_DATASETS
-from .methods import METHODS, VARIANTS
+from .methods import ALLNC, METHODS, VARIANTS
 from .models import BACKBONES
 from .records import HISTORY_FILE, RUN_FILE
 
@@ -233,7 +233,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     )
     _add_data(train)
     train.add_argument(
-        "--method", choices=tuple(METHODS), default="allnc", help="training recipe (listed above)"
+        "--method",
+        choices=tuple(METHODS),
+        default=ALLNC.name,
+        help="training recipe (listed above)",
     )
     default_nets = ", ".join(f"{s.backbone} for {n}" for n, s in DATASETS.items())
     train.add_argument("--backbone", choices=BACKBONES, help=f"network (default: {default_nets})")

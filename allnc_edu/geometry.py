@@ -7,6 +7,7 @@ Everything is computed in float64.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -174,3 +175,26 @@ def project_to_3d(*arrays: ArrayLike, tol: float = 1e-9) -> Projection3D:
     return Projection3D(
         coords=[m @ basis for m in mats], basis=basis, captured=captured, exact=exact, note=note
     )
+
+
+def complete_collapse(records: Sequence[Mapping], tol: float = 1e-3) -> tuple[float, float] | None:
+    """Where a sweep (``imbalance_sweep`` records, ratios increasing) reaches complete minority
+    collapse: (the last ratio with MC_W < 1 - ``tol``, the first with MC_W >= 1 - ``tol`` from
+    which every larger ratio stays there), or None when it never does or already does at the
+    first ratio.
+
+    Past a threshold ratio the UFM's optimum has the minority classifier rows (and centred means)
+    pointing exactly the same way, MC_W = 1: a phase transition, not a gradual limit (Fang et
+    al. 2021). Near the threshold gradient descent slows down, so run the sweep with enough
+    ``steps`` (its records say whether each run ``converged``).
+    """
+    values = [r["mc_weights"] for r in records]
+    if any(v is None for v in values):
+        raise ValueError("every record needs mc_weights (at least two minority classes)")
+    collapsed = [v >= 1.0 - tol for v in values]
+    if not collapsed[-1]:
+        return None
+    first = len(collapsed) - collapsed[::-1].index(False) if False in collapsed else 0
+    if first == 0:
+        return None
+    return float(records[first - 1]["ratio"]), float(records[first]["ratio"])

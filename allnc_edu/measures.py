@@ -76,10 +76,10 @@ METRICS: dict[str, MetricSpec] = {
                    "Tr(Sigma_W Sigma_B^+)/K", _zero, scale="log"),
         MetricSpec("self_duality", "self-duality", "distance between the normalised classifier "
                    "and the normalised centred means (NC3)", _zero),
-        MetricSpec("mc_weights", "MC_W", "mean cosine between the minority classifier rows",
-                   _etf_cosine, signed=True),
-        MetricSpec("mc_means", "MC_H", "mean cosine between the minority centred class means",
-                   _etf_cosine, signed=True),
+        MetricSpec("mc_weights", "MC_W", "mean cosine between the minority classifier rows; 1 "
+                   "when they point the same way", _etf_cosine, signed=True),
+        MetricSpec("mc_means", "MC_H", "mean cosine between the minority centred class means; 1 "
+                   "when they point the same way", _etf_cosine, signed=True),
         MetricSpec("etf_distance_means", "ETF distance (means)", "distance of the centred "
                    "means' Gram from a simplex ETF's (NC2)", _zero),
         MetricSpec("etf_distance_weights", "ETF distance (classifier)", "distance of the "

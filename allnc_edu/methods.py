@@ -327,9 +327,11 @@ VARIANTS: dict[str, Variant] = {
 
 
 def variant(name: str) -> Variant:
-    """The named ``VARIANTS`` entry (every ``METHODS`` name is one, as the plain method)."""
+    """The named ``VARIANTS`` entry, or the plain method of a ``METHODS`` name."""
     if name in VARIANTS:
         return VARIANTS[name]
+    if name in METHODS:  # a method registered after this module loaded
+        return Variant(METHODS[name])
     raise ValueError(f"unknown method or variant {name!r}; allowed: {', '.join(VARIANTS)}")
 
 

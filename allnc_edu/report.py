@@ -22,23 +22,18 @@ from typing import Any
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from . import __version__, plots
+from . import __version__
+from .drawing import MINUS
 from .fmt import fixed
-from .plots import MINUS
+from .geometry import complete_collapse
+from .measures import METRICS
+from .methods import ALLNC, CE, ETF_DR, LA, METHODS
 from .records import RunResult
-from .ufm import complete_collapse
+from .run_figures import runs_curves_figure, simplex_views
+from .sweep_figures import sweep_figures
 
 #: The files :func:`write_report` writes: the page and its numbers.
 REPORT_FILES = ("report.html", "demo.json")
-
-#: Display names of the ``methods.make_method`` names (other run names are shown as given).
-METHOD_LABELS = {
-    "ce": "CE",
-    "la": "logit adjustment",
-    "ldam-drw": "LDAM-DRW",
-    "etf-dr": "ETF + DR",
-    "allnc": "AllNC",
-}
 
 #: Published top-1 test accuracies (%, ResNet-32, imbalance ratio 100, exponential profile),
 #: quoted from the papers for comparison.
@@ -53,32 +48,13 @@ REFERENCE_POINTS = (
      "source": "Du et al. 2023 (GLMC)"},
 )  # fmt: skip
 
-#: One line per method for the report's introduction.
-METHOD_NOTES = {
-    "ce": "plain cross-entropy with a learned linear classifier: the baseline that collapses",
-    "la": "logit adjustment (Menon et al. 2021): cross-entropy on logits shifted by the log "
-    "class frequencies, a standard long-tail baseline",
-    "ldam-drw": "label-distribution-aware margins with deferred re-weighting (Cao et al. 2019)",
-    "etf-dr": "the classifier fixed to a simplex ETF, trained with dot regression (Yang et al. "
-    "2022): the classifier-only fix",
-    "allnc": "HyCon (pulls each feature towards its class), P2P (aligns each class mean with "
-    "its classifier row and pushes it from the others) and GBBN (a second, class-balanced "
-    "head); a documented reconstruction, see docs/method.md",
-}
-
-#: The report's table of metrics: (name, what it measures, value at a simplex ETF; "{etf}" is
-#: filled with -1/(K-1)).
-METRIC_NOTES = (
-    ("test acc", "share of the test samples classified correctly (higher is better)", "none"),
-    ("minority acc", "the same, on the minority classes only", "none"),
-    ("NC1", "spread of the features within each class, relative to the spread between classes",
-     "0"),
-    ("MC_W", "mean cosine between the minority classifier rows; 1 = they point the same way",
-     "{etf}"),
-    ("MC_H", "mean cosine between the centred minority class means; 1 = merged", "{etf}"),
-    ("self-duality", "‖W/‖W‖ − M/‖M‖‖: distance between the classifier rows and the centred "
-     "class means, each scaled to unit size", "0"),
-)  # fmt: skip
+#: The accuracies of the report's table of metrics: (name, what it measures); the metrics
+#: after them are ``REPORTED_METRICS`` of ``measures.METRICS``.
+ACCURACY_NOTES = (
+    ("test acc", "share of the test samples classified correctly (higher is better)"),
+    ("minority acc", "the same, on the minority classes only"),
+)
+REPORTED_METRICS = ("nc1", "mc_weights", "mc_means", "self_duality")
 
 
 _STYLE = """
@@ -153,8 +129,9 @@ def results_table(
 
 
 def label(name: str) -> str:
-    """The display name of a run: ``METHOD_LABELS`` for method names, else the name itself."""
-    return METHOD_LABELS.get(name, name)
+    """The display name of a run: its method's label (``methods.METHODS``), else the name."""
+    spec = METHODS.get(name)
+    return spec.label if spec is not None else name
 
 
 def findings(
@@ -196,9 +173,9 @@ def findings(
             lowest_first=True,
         ),
     ]
-    if "etf-dr" in summaries:
-        sentences.append(_classifier_fix(summaries["etf-dr"], etf))
-    for a, b in (("allnc", "ce"), ("la", "allnc")):
+    if ETF_DR.name in summaries:
+        sentences.append(_classifier_fix(summaries[ETF_DR.name], etf))
+    for a, b in ((ALLNC.name, CE.name), (LA.name, ALLNC.name)):
         if a in summaries and b in summaries:
             sentences.append(
                 _versus(summaries, "minority_accuracy", "Minority accuracy", _pct, a, b)
@@ -219,7 +196,7 @@ def findings(
 
 
 def _collapse(records: Sequence[Mapping[str, Any]]) -> tuple[float, float] | None:
-    """``ufm.complete_collapse`` of a sweep, None when it has no MC_W (one minority class)."""
+    """``geometry.complete_collapse`` of a sweep, None when it has no MC_W (one minority class)."""
     if any(r["mc_weights"] is None for r in records):
         return None
     return complete_collapse(records)
@@ -353,19 +330,22 @@ def build_report(
             "scaled to an average length of 1. The grey dashed lines ending in open squares are "
             "the ideal simplex ETF, turned to lie nearest the classifier rows and drawn as long "
             "as the longest arrow: at an ETF each class's circle and diamond lie on its grey "
-            "line. The closer together and the shorter the thick minority arrows, the larger "
-            "MC_W (diamonds) and MC_H (circles) in the table. "
+            "line. The closer together the thick minority arrows point, the larger MC_W "
+            "(diamonds) and MC_H (circles) in the table: both are cosines, which measure "
+            "directions and ignore lengths. "
             + _projection_note(k)
             + " Drag a view to turn it; click a class in the legend to hide it."
         ),
-        embed(plots.simplex_views(labelled)),
+        embed(simplex_views(labelled)),
         "<h2>Metrics over training</h2>",
         _see(
-            "test accuracy rising and levelling off; NC1 falling as the features of each class "
-            "gather at their mean; MC_W and MC_H moving away from the dotted ETF line when the "
-            "minority classes squeeze, and staying near it when a method prevents that."
+            "test accuracy rising and levelling off; NC1, lower when the features of each class "
+            "gather more tightly at their mean (in runs this short it need not fall steadily, and "
+            "under imbalance it can end well above 0: compare the methods' last values in the "
+            "table); MC_W and MC_H moving away from the dotted ETF line when the minority "
+            "classes squeeze, and staying near it when a method prevents that."
         ),
-        embed(plots.runs_curves_figure(labelled)),
+        embed(runs_curves_figure(labelled)),
     ]
     if sweeps:
         parts += [
@@ -374,17 +354,21 @@ def build_report(
                 "with a learned classifier, MC_W and MC_H start at the ETF value at imbalance "
                 "ratio 1 and climb to 1, complete minority collapse, past a threshold ratio "
                 "(shaded); the minority classifier norms fall below the majority's (lower panel). "
-                "With a fixed ETF classifier, MC_W stays on the ETF line while MC_H still climbs: "
-                "fixing the classifier does not stop the class means from squeezing."
+                "With a fixed ETF classifier, MC_W stays on the ETF line while MC_H, a cosine of "
+                "centred means, still climbs. In this model the raw minority means keep their "
+                "directions, on their own classifier rows, and only shorten; subtracting the "
+                "global mean from means of unequal length turns that shortening into the squeeze "
+                "of the centred means (notebook 02 measures both)."
             ),
         ]
-        parts += [embed(fig) for fig in plots.sweep_figures(sweeps).values()]
+        parts += [embed(fig) for fig in sweep_figures(sweeps).values()]
     parts += [
         "<h2>Next</h2>",
         "<p>Open <b>notebook 01</b> (<code>notebooks/01_neural_collapse.ipynb</code>) to see "
         "neural collapse form step by step on balanced data, then 02 (minority collapse, with "
-        "sliders), 03 (class-mean squeezing in a real network) and 04 (AllNC and its "
-        "ablations). Start JupyterLab with <code>jupyter lab notebooks/</code>.</p>",
+        "sliders), 03 (class-mean squeezing in a real network), 04 (AllNC and its "
+        "ablations) and 05 (the long-tailed benchmark: CIFAR-10/100-LT on a GPU, results by "
+        "shot group). Start JupyterLab with <code>jupyter lab notebooks/</code>.</p>",
         f"<p class='note'>Generated by allnc_edu {html.escape(__version__)}. Minority classes: "
         f"the {len(minority)} of {k} classes with the fewest training samples (classes "
         f"{html.escape(_class_list(minority))}).</p>",
@@ -407,14 +391,18 @@ def _introduction(summaries: Mapping[str, RunResult], k: int) -> str:
     run, and what each number measures with its value at an ETF."""
     etf = _cos(-1 / (k - 1))
     methods = "".join(
-        f"<li><b>{html.escape(label(name))}</b>: {html.escape(METHOD_NOTES[name])}</li>"
+        f"<li><b>{html.escape(label(name))}</b>: {html.escape(METHODS[name].note)}</li>"
         for name in summaries
-        if name in METHOD_NOTES
+        if name in METHODS
     )
+    rows = [(name, what, "none") for name, what in ACCURACY_NOTES] + [
+        (m.label, m.description, "none" if m.etf is None else _cos(m.etf(k)))
+        for m in (METRICS[name] for name in REPORTED_METRICS)
+    ]
     metrics = "".join(
         f"<tr><td>{html.escape(name)}</td><td>{html.escape(what)}</td>"
-        f"<td style='text-align:right'>{html.escape(ideal.format(etf=etf))}</td></tr>"
-        for name, what, ideal in METRIC_NOTES
+        f"<td style='text-align:right'>{html.escape(ideal)}</td></tr>"
+        for name, what, ideal in rows
     )
     return (
         "<h2>In one minute</h2>"
@@ -427,11 +415,15 @@ def _introduction(summaries: Mapping[str, RunResult], k: int) -> str:
         "<p><b>Under class imbalance</b> this shape breaks. With few samples, the minority "
         "classes' classifier rows shrink and squeeze together: <i>minority collapse</i> (Fang "
         "et al. 2021); past a threshold imbalance they point the same way and the network "
-        "cannot tell those classes apart. Their class means squeeze too, <i>class-mean "
-        "squeezing</i>, even when the classifier is fixed to an ETF: the observation behind "
-        "AllNC (Zhang et al. 2024), which aims to restore both. The <i>unconstrained-features "
-        "model</i> (UFM), which treats the features as free parameters, shows all of this in "
-        "milliseconds (last section).</p>"
+        "cannot tell those classes apart. Their centred class means squeeze too (MC_H rises: "
+        "<i>class-mean squeezing</i>), and they still do when the classifier is fixed to an "
+        "ETF: the observation behind AllNC (Zhang et al. 2024), which aims to restore both. "
+        "The <i>unconstrained-features model</i> (UFM), which treats the features as free "
+        "parameters, shows all of this in milliseconds (last section). What the squeeze of the "
+        "centred means is made of has to be measured: in the UFM with a fixed ETF classifier, "
+        "the raw minority means keep their directions and only shorten, and centring on the "
+        "global mean turns the shortening into the squeeze (notebook 02); notebook 03 measures "
+        "it in a trained network.</p>"
         f"<p>The methods of this run:</p><ul>{methods}</ul>"
         "<table><caption>What each number measures, and its value at a perfect ETF</caption>"
         "<thead><tr><th>number</th><th>what it measures</th><th>ETF value</th></tr></thead>"
@@ -532,7 +524,7 @@ def _classifier_fix(run: RunResult, etf: float) -> str | None:
     mc_w, mc_h = run.mc_weights, run.mc_means
     if mc_w is None or mc_h is None:
         return None
-    name = label("etf-dr")
+    name = ETF_DR.label
     if _cos(mc_w) == _cos(etf):
         first = f"{name} holds its minority classifier rows at the ETF value (MC_W {_cos(mc_w)})"
     else:
@@ -542,7 +534,7 @@ def _classifier_fix(run: RunResult, etf: float) -> str | None:
         second = "and its minority means sit there too (MC_H at the ETF value)"
     elif gap > 0:
         second = (
-            f"but its minority class means are squeezed: MC_H {_cos(mc_h)}, "
+            f"but its centred minority class means are squeezed: MC_H {_cos(mc_h)}, "
             f"{fixed(gap, 3)} above the ETF value"
         )
     else:

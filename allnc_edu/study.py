@@ -37,7 +37,7 @@ from .config import FALLBACK_RECIPE, RECIPE_SETTINGS
 from .data import load_dataset, recipe_for
 from .experiments import run_method
 from .measures import METRICS
-from .methods import Variant, method_options, variant
+from .methods import ALLNC, CE, LA, Variant, method_options, variant
 from .records import RunResult
 
 #: The accuracies a summary averages over seeds (``{key}_mean``, ``{key}_std``), beside every
@@ -150,7 +150,7 @@ def run_study(
     dataset: str = "mnist1d",
     profile: str = "step",
     imbalance_ratio: float = 100.0,
-    methods: Sequence[str] = ("ce", "la", "allnc"),
+    methods: Sequence[str] = (CE.name, LA.name, ALLNC.name),
     seeds: Sequence[int] = (0, 1, 2),
     split: str = "test",
     n_max: int | None = None,
@@ -364,8 +364,8 @@ def study_html(summary: Mapping[str, Mapping[str, Any]], *, caption: str | None 
 
 def gap_rows(
     summaries: Mapping[str, Mapping[str, Mapping[str, Any]]],
-    method: str = "allnc",
-    rivals: Sequence[str] = ("la", "la-2x"),
+    method: str = ALLNC.name,
+    rivals: Sequence[str] = (LA.name, f"{LA.name}-2x"),
 ) -> list[list[str]]:
     """``method``'s mean accuracy and minority accuracy minus each rival's, in percentage
     points, one row per study of ``summaries`` (``{study name: summarize(...)}``): a header
@@ -384,8 +384,8 @@ def gap_rows(
 
 def gap_html(
     summaries: Mapping[str, Mapping[str, Mapping[str, Any]]],
-    method: str = "allnc",
-    rivals: Sequence[str] = ("la", "la-2x"),
+    method: str = ALLNC.name,
+    rivals: Sequence[str] = (LA.name, f"{LA.name}-2x"),
     *,
     caption: str | None = None,
 ) -> str:

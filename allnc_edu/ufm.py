@@ -39,23 +39,23 @@ so NC1 in the history is meaningful and the means stay exact. The linear maps ar
 class, so the per-sample features are only formed when asked for. Everything is float64 NumPy.
 
 **With P2P: a solver, not training.** P2P is scale-invariant in each classifier row and in the
-centred means, hence stiff along short (minority) rows: gradient descent needs ~2000 small steps.
-Instead F is minimised directly by L-BFGS (backtracking line search) whose initial inverse Hessian
-is diagonal, per row 1 / (CE curvature + weight decay + lambda_p / (K^2 ||row||^2)), recomputed
-at every iterate: 50-250 iterations for K <= 10, to the same optimum. So with P2P the history
-records the solver's iterates, not training steps, and the within-class deviations are not
-simulated: every feature sits at its class mean (NC1 = 0 throughout, its value at the optimum).
-F is float64: CE in NumPy, P2P's value and gradient from ``losses.p2p_loss`` (float64 in,
-float64 out) through autograd, about 0.5 ms a call. The run stops when the largest entry of the
-gradient rescaled by that preconditioner, g_i sqrt(D_i), is below ``tol``; at least 1e-8, since
-smaller gradients change F by less than its float64 rounding and the line search stalls. The
-final metrics then agree within 1e-6 with a run to the float64 floor (measured: <= 2e-7).
-"""
+centred means, hence stiff along short (minority) rows: gradient descent needs ~2000 small
+steps. Instead F is minimised directly by L-BFGS (SciPy's L-BFGS-B) in variables scaled by a
+diagonal preconditioner, per row 1 / (CE curvature + weight decay + lambda_p / (K^2 ||row||^2)),
+refreshed every ``LBFGS_RESTART`` iterations: 50-250 iterations for K <= 10, to the same
+optimum. So with P2P the history records the solver's iterates, not training steps, and the
+within-class deviations are not simulated: every feature sits at its class mean (NC1 = 0
+throughout, its value at the optimum). F is float64: CE in NumPy, P2P's value and gradient from
+``losses.p2p_loss`` (float64 in, float64 out) through autograd, about 0.5 ms a call. The run
+stops when the largest entry of the gradient rescaled by that preconditioner, g_i sqrt(D_i), is
+below ``tol``; at least 1e-8, since smaller gradients change F by less than its float64 rounding
+and the line search stalls. The final metrics then agree within 1e-6 with a run to the float64
+floor (measured: <= 2e-7)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -65,8 +65,8 @@ from ._checks import ArrayLike, as_counts, check_choice, check_num_classes, chec
 from .data import long_tail_counts
 from .geometry import seli_geometry, simplex_etf
 from .groups import minority_classes
-from .losses import P2P_MODES, p2p_loss
 from .metrics import metrics_from_class_stats
+from .ufm_p2p import P2P_TOL, Objective, P2PTerm, as_p2p, p2p_term, softmax
 
 LOSSES = ("ce",)
 CLASSIFIERS = ("learned", "etf")
@@ -74,21 +74,7 @@ FEATURE_PENALTIES = ("class", "sample")
 DEFAULT_WEIGHT_DECAY = 5e-3
 DEFAULT_STEPS = 4000
 DEFAULT_STEP_SIZE = 4.0
-P2P_TOL = 1e-8  # smallest tolerance with P2P: below it steps change F less than float64 rounding
 P2P_RECORD_EVERY = 10  # default record interval with P2P, in solver iterations (~3 ms each)
-LBFGS_MEMORY = 10  # curvature pairs kept by the P2P solver
-
-
-@dataclass(frozen=True)
-class P2PTerm:
-    """The AllNC term simulated in the UFM: ``lambda_p * losses.p2p_loss(means, W, mode)``.
-
-    HyCon (individual activations) and GBBN (a two-head sampling schedule) have no counterpart
-    in a model whose features collapse exactly onto their class means, so only P2P is simulated.
-    """
-
-    lambda_p: float = 1.0
-    mode: str = "cross"
 
 
 @dataclass
@@ -204,7 +190,7 @@ def simulate(
 
     n = as_counts(counts)
     k = n.numel()
-    p2p = _as_p2p(allnc)
+    p2p = as_p2p(allnc)
     if record_every is None and p2p is not None:
         record_every = P2P_RECORD_EVERY
     settings = _check_settings(
@@ -245,69 +231,44 @@ def simulate(
     deviations = rng.normal(scale=scale, size=(labels.size, d))
     deviations -= _class_sums(deviations, labels, k)[labels] / nf[labels, None]
     scatter0 = np.stack([deviations[labels == c].T @ deviations[labels == c] for c in range(k)])
-    propagator = np.tile(np.eye(d), (k, 1, 1))
-    eye_k = np.eye(k)
+    # With P2P the features sit at their class means throughout (see the module docstring).
+    carried = np.tile(np.eye(d), (k, 1, 1)) if p2p is None else np.zeros((k, d, d))
+    state = _State(means, weight, carried)
 
-    def record(step: int, probs: np.ndarray) -> dict:
-        scatter = propagator @ scatter0 @ propagator.transpose(0, 2, 1)
+    def record(step: int) -> dict:
+        means, weight, probs = state.means, state.weight, softmax(state.means @ state.weight.T)
+        scatter = state.propagator @ scatter0 @ state.propagator.transpose(0, 2, 1)
         ce = float(-(pi * np.log(np.diagonal(probs))).sum())
         penalty = lam_w * (weight**2).sum() + lam_h * (rho * (means**2).sum(1)).sum()
-        p2p_value = None if p2p is None else _p2p(means, weight, p2p, grad=False)[0]
+        p2p_value = None if p2p is None else p2p_term(means, weight, p2p, grad=False)[0]
         total = ce + penalty / 2 + (p2p_value or 0.0)
         if not math.isfinite(total):
             _diverged(total, step, None if p2p is not None else step_size)
         nc = metrics_from_class_stats(n, means, scatter, weight, minority=minority).as_dict()
         return {"step": step, "loss": total, "ce": ce, "p2p": p2p_value, **nc}
 
-    history: list[dict] = []
+    history = [record(0)]
+    every = settings["record_every"]
+
+    def on_iterate(iteration: int, new_means: np.ndarray, new_weight: np.ndarray) -> None:
+        state.means, state.weight = new_means, new_weight
+        if iteration % every == 0:
+            history.append(record(iteration))
+
+    learn_w = classifier == "learned"
     if p2p is not None:
-        propagator = np.zeros((k, d, d))  # features at their class means: see the module docstring
-
-        def on_iterate(iteration: int, new_means: np.ndarray, new_weight: np.ndarray) -> None:
-            nonlocal means, weight
-            means, weight = new_means, new_weight
-            if iteration % settings["record_every"] == 0:
-                history.append(record(iteration, _softmax(means @ weight.T)))
-
-        history.append(record(0, _softmax(means @ weight.T)))
-        objective = _Objective(pi, rho, lam_w, lam_h, p2p)
+        objective = Objective(pi, rho, lam_w, lam_h, p2p)
         steps_run, converged = objective.minimise(
-            means, weight, classifier == "learned", steps, max(tol, P2P_TOL), on_iterate
+            state.means, state.weight, learn_w, steps, max(tol, P2P_TOL), on_iterate
         )
     else:
-        converged = False
-        step = 0
-        rate_m = eta / pi  # per-class step of the means: the same step for every sample
-        shrink = 1.0 + rate_m * lam_h * rho  # implicit weight decay
-        for step in range(steps + 1):
-            probs = _softmax(means @ weight.T)
-            if step % settings["record_every"] == 0:
-                history.append(record(step, probs))
-            if step == steps:
-                break
-            resid = probs - eye_k  # row k: p(W m_k) - e_k
-            grad_m = pi[:, None] * (resid @ weight)
-            grad_w = (pi[:, None] * resid).T @ means
-            pw = probs @ weight
-            hess = np.einsum("kc,cd,ce->kde", probs, weight, weight)
-            hess -= pw[:, :, None] * pw[:, None, :]
-            propagator = propagator - (rate_m * pi)[:, None, None] * (hess @ propagator)
-            propagator /= shrink[:, None, None]
-            new_means = (means - rate_m[:, None] * grad_m) / shrink[:, None]
-            move = ((new_means - means) ** 2).sum()
-            means = new_means
-            if classifier == "learned":
-                new_weight = (weight - eta * grad_w) / (1.0 + eta * lam_w)
-                move += ((new_weight - weight) ** 2).sum()
-                weight = new_weight
-            if not np.isfinite(move):
-                _diverged(move, step + 1, step_size)
-            if math.sqrt(move) / eta < tol:
-                converged = True
-                break
-        steps_run = step + 1 if converged else step
+        rates = (eta, lam_w, lam_h)
+        steps_run, converged = _descend(
+            state, pi, rho, rates, learn_w, steps, tol, lambda t: history.append(record(t)), every
+        )
     if history[-1]["step"] != steps_run:
-        history.append(record(steps_run, _softmax(means @ weight.T)))
+        history.append(record(steps_run))
+    means, weight, propagator = state.means, state.weight, state.propagator
 
     scatter = propagator @ scatter0 @ propagator.transpose(0, 2, 1)
     features = None
@@ -328,212 +289,65 @@ def simulate(
     )
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return z / z.sum(axis=1, keepdims=True)
-
-
-def _sq_norms(rows: np.ndarray) -> np.ndarray:
-    return np.maximum((rows**2).sum(axis=1), np.finfo(float).tiny)
-
-
 def _class_sums(x: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     out = np.zeros((k, x.shape[1]))
     np.add.at(out, labels, x)
     return out
 
 
-def _p2p(
-    means: np.ndarray, weight: np.ndarray, term: P2PTerm, grad: bool = True
-) -> tuple[float, np.ndarray | None, np.ndarray | None]:
-    """lambda_p * P2P from ``losses.p2p_loss`` and (if ``grad``) its float64 gradients."""
+@dataclass
+class _State:
+    """The simulator's moving parts: class means (K, d), W (K, d) and the per-class linear maps
+    (K, d, d) that carry the initial within-class deviations."""
 
-    m = torch.from_numpy(means).requires_grad_(grad)
-    w = torch.from_numpy(weight).requires_grad_(grad)
-    with torch.set_grad_enabled(grad):
-        value = term.lambda_p * p2p_loss(m, w, mode=term.mode)
-    if not grad:
-        return value.item(), None, None
-    grad_m, grad_w = torch.autograd.grad(value, (m, w))
-    return value.item(), grad_m.numpy(), grad_w.numpy()
+    means: np.ndarray
+    weight: np.ndarray
+    propagator: np.ndarray
 
 
-@dataclass(frozen=True)
-class _Objective:
-    """F of the module docstring with the P2P term, on the class means (and W), for L-BFGS."""
-
-    pi: np.ndarray
-    rho: np.ndarray
-    lam_w: float
-    lam_h: float
-    term: P2PTerm
-
-    def value_and_grads(
-        self, means: np.ndarray, weight: np.ndarray
-    ) -> tuple[float, np.ndarray, np.ndarray]:
-        """(F, dF/dmeans, dF/dW): the CE part in closed form, P2P's by autograd."""
-        logits = means @ weight.T
-        top = logits.max(axis=1, keepdims=True)
-        z = np.exp(logits - top)
-        total = z.sum(axis=1, keepdims=True)
-        ce = self.pi @ (np.log(total[:, 0]) + top[:, 0] - np.diagonal(logits))
-        resid = self.pi[:, None] * (z / total - np.eye(len(self.pi)))
-        penalty = self.lam_w * (weight**2).sum() + self.lam_h * (self.rho * (means**2).sum(1)).sum()
-        p2p, p2p_m, p2p_w = _p2p(means, weight, self.term)
-        grad_m = resid @ weight + self.lam_h * self.rho[:, None] * means + p2p_m
-        grad_w = resid.T @ means + self.lam_w * weight + p2p_w
-        return ce + penalty / 2 + p2p, grad_m, grad_w
-
-    def inverse_curvature(self, means: np.ndarray, weight: np.ndarray) -> np.ndarray:
-        """(2K,) rough inverse curvature of F along each row of the means, then of W.
-
-        Per row: the trace of the CE Hessian block / d, the weight decay, and lambda_p / (K^2
-        ||row||^2) for P2P, which only sees directions (centred means, W rows), so its curvature
-        grows as a row shrinks. A preconditioner only: it changes the path, not the optimum.
-        """
-        k, d = means.shape
-        probs = _softmax(means @ weight.T)
-        sq_w = (weight**2).sum(axis=1)
-        ce_m = self.pi * (probs @ sq_w - ((probs @ weight) ** 2).sum(axis=1)) / d
-        ce_w = (self.pi[:, None] * probs * (1.0 - probs)).T @ (means**2).sum(axis=1) / d
-        stiff = self.term.lambda_p / k**2
-        curv_m = ce_m + self.lam_h * self.rho + stiff / _sq_norms(means - means.mean(axis=0))
-        curv_w = ce_w + self.lam_w + stiff / _sq_norms(weight)
-        return 1.0 / np.concatenate([curv_m, curv_w])
-
-    def minimise(
-        self,
-        means: np.ndarray,
-        weight: np.ndarray,
-        learn_w: bool,
-        max_iter: int,
-        tol: float,
-        on_iterate: Callable[[int, np.ndarray, np.ndarray], None],
-    ) -> tuple[int, bool]:
-        """L-BFGS over the means (and W if ``learn_w``); every iterate goes to ``on_iterate``.
-
-        Returns (iterations, converged); the final state is the last one reported.
-        """
-        k, d = means.shape
-
-        def unpack(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            rows = x.reshape(-1, d)
-            return rows[:k], (rows[k:] if learn_w else weight)
-
-        def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
-            value, grad_m, grad_w = self.value_and_grads(*unpack(x))
-            return value, (np.concatenate([grad_m, grad_w]) if learn_w else grad_m).ravel()
-
-        def inverse_curvature(x: np.ndarray) -> np.ndarray:
-            rows = self.inverse_curvature(*unpack(x))
-            return np.repeat(rows[: x.size // d], d)
-
-        start = np.concatenate([means, weight]) if learn_w else means
-        return _lbfgs(
-            fun,
-            start.ravel(),
-            inverse_curvature,
-            max_iter,
-            tol,
-            lambda iteration, x: on_iterate(iteration, *unpack(x)),
-        )
-
-
-def _lbfgs(
-    fun: Callable[[np.ndarray], tuple[float, np.ndarray]],
-    x: np.ndarray,
-    inverse_curvature: Callable[[np.ndarray], np.ndarray],
-    max_iter: int,
+def _descend(
+    state: _State,
+    pi: np.ndarray,
+    rho: np.ndarray,
+    rates: tuple[float, float, float],
+    learn_w: bool,
+    steps: int,
     tol: float,
-    on_iterate: Callable[[int, np.ndarray], None],
+    on_record: Callable[[int], None],
+    every: int,
 ) -> tuple[int, bool]:
-    """Minimise ``fun`` (x -> (value, gradient)) by L-BFGS with a diagonal initial inverse Hessian.
-
-    D = ``inverse_curvature(x)`` (> 0) at each iterate, scaled by the latest secant pair
-    (s^T y / y^T D y); backtracking (Armijo) line search from the full step; pairs with
-    s^T y <= 0 are skipped. Stops when max_i |g_i| sqrt(D_i) < tol (converged), after
-    ``max_iter`` iterations, or when no step decreases ``fun`` (not converged).
-    ``on_iterate(iteration, x)`` follows every accepted step. Returns (iterations, converged).
-    """
-    value, grad = fun(x)
-    pairs: list[tuple[np.ndarray, np.ndarray, float]] = []
-    for iteration in range(max_iter + 1):
-        diag = inverse_curvature(x)
-        if np.abs(grad * np.sqrt(diag)).max() < tol:
-            return iteration, True
-        if iteration == max_iter:
-            break
-        direction = -_two_loop(grad, pairs, diag)
-        slope = grad @ direction
-        if not slope < 0:  # not a descent direction: forget the curvature pairs
-            pairs.clear()
-            direction = -diag * grad
-            slope = grad @ direction
-        t = 1.0
-        while True:
-            new_value, new_grad = fun(x + t * direction)
-            if new_value <= value + 1e-4 * t * slope:
-                break
-            t /= 2.0
-            if t < 1e-10:
-                return iteration, False
-        step, change = t * direction, new_grad - grad
-        if step @ change > 1e-12 * math.sqrt((step @ step) * (change @ change)):
-            pairs = [*pairs[1 - LBFGS_MEMORY :], (step, change, 1.0 / (step @ change))]
-        x, value, grad = x + step, new_value, new_grad
-        on_iterate(iteration + 1, x)
-    return max_iter, False
-
-
-def _two_loop(
-    grad: np.ndarray, pairs: list[tuple[np.ndarray, np.ndarray, float]], diag: np.ndarray
-) -> np.ndarray:
-    """The L-BFGS two-loop recursion: H grad, H the inverse Hessian built on D and the pairs."""
-    q = grad.copy()
-    alphas = []
-    for s, y, r in reversed(pairs):
-        alphas.append(r * (s @ q))
-        q -= alphas[-1] * y
-    if pairs:
-        s, y, _ = pairs[-1]
-        diag = diag * ((s @ y) / (y @ (diag * y)))
-    out = diag * q
-    for (s, y, r), alpha in zip(pairs, reversed(alphas), strict=True):
-        out += s * (alpha - r * (y @ out))
-    return out
-
-
-def _as_p2p(allnc: P2PTerm | Mapping | float | object | None) -> P2PTerm | None:
-    """Normalise the ``allnc`` argument of :func:`simulate` to a P2PTerm (or None)."""
-    if allnc is None or isinstance(allnc, P2PTerm):
-        term = allnc
-    elif isinstance(allnc, bool):
-        raise ValueError("allnc must be None, a lambda_p number, a dict or a config, not a bool")
-    elif isinstance(allnc, int | float):
-        term = P2PTerm(lambda_p=allnc)
-    elif isinstance(allnc, Mapping):
-        unknown = set(allnc) - {"lambda_p", "mode", "p2p_mode"}
-        if unknown:
-            raise ValueError(
-                f"allnc dict keys must be among lambda_p, mode, p2p_mode; got {sorted(unknown)}"
-            )
-        mode = allnc.get("mode", allnc.get("p2p_mode", "cross"))
-        term = P2PTerm(lambda_p=allnc.get("lambda_p", 1.0), mode=mode)
-    elif hasattr(allnc, "lambda_p") and hasattr(allnc, "p2p_mode"):
-        if not getattr(allnc, "p2p", True):
-            return None
-        term = P2PTerm(lambda_p=allnc.lambda_p, mode=allnc.p2p_mode)
-    else:
-        raise ValueError(
-            "allnc must be None, a lambda_p number, a dict, a P2PTerm or an AllNCConfig; "
-            f"got {type(allnc).__name__}"
-        )
-    if term is None:
-        return None
-
-    lambda_p = check_scalar("lambda_p", term.lambda_p, low=0)
-    mode = check_choice("P2P mode", term.mode, P2P_MODES)
-    return P2PTerm(lambda_p, mode) if lambda_p > 0 else None
+    """Gradient descent without P2P (see the module docstring): per-sample learning rate,
+    implicit weight decay, the deviations' linear maps carried along; ``on_record(step)`` every
+    ``every`` steps after the first. Returns (steps run, converged)."""
+    eta, lam_w, lam_h = rates
+    rate_m = eta / pi  # per-class step of the means: the same step for every sample
+    shrink = 1.0 + rate_m * lam_h * rho  # implicit weight decay
+    eye_k = np.eye(len(pi))
+    for step in range(1, steps + 1):
+        probs = softmax(state.means @ state.weight.T)
+        resid = probs - eye_k  # row k: p(W m_k) - e_k
+        grad_m = pi[:, None] * (resid @ state.weight)
+        grad_w = (pi[:, None] * resid).T @ state.means
+        pw = probs @ state.weight
+        hess = np.einsum("kc,cd,ce->kde", probs, state.weight, state.weight)
+        hess -= pw[:, :, None] * pw[:, None, :]
+        state.propagator = (
+            state.propagator - (rate_m * pi)[:, None, None] * (hess @ state.propagator)
+        ) / shrink[:, None, None]
+        new_means = (state.means - rate_m[:, None] * grad_m) / shrink[:, None]
+        move = ((new_means - state.means) ** 2).sum()
+        state.means = new_means
+        if learn_w:
+            new_weight = (state.weight - eta * grad_w) / (1.0 + eta * lam_w)
+            move += ((new_weight - state.weight) ** 2).sum()
+            state.weight = new_weight
+        if not np.isfinite(move):
+            _diverged(move, step, eta)
+        if math.sqrt(move) / eta < tol:
+            return step, True
+        if step % every == 0:
+            on_record(step)
+    return steps, False
 
 
 def _diverged(value: float, step: int, step_size: float | None) -> None:
@@ -722,26 +536,3 @@ def _gram_distance(a: torch.Tensor, b: torch.Tensor) -> float:
         return gram / norm if norm > 0 else gram
 
     return float((unit_gram(a) - unit_gram(b)).norm())
-
-
-def complete_collapse(records: Sequence[Mapping], tol: float = 1e-3) -> tuple[float, float] | None:
-    """Where a sweep (``imbalance_sweep`` records, ratios increasing) reaches complete minority
-    collapse: (the last ratio with MC_W < 1 - ``tol``, the first with MC_W >= 1 - ``tol`` from
-    which every larger ratio stays there), or None when it never does or already does at the
-    first ratio.
-
-    Past a threshold ratio the UFM's optimum has the minority classifier rows (and centred means)
-    pointing exactly the same way, MC_W = 1: a phase transition, not a gradual limit (Fang et
-    al. 2021). Near the threshold gradient descent slows down, so run the sweep with enough
-    ``steps`` (its records say whether each run ``converged``).
-    """
-    values = [r["mc_weights"] for r in records]
-    if any(v is None for v in values):
-        raise ValueError("every record needs mc_weights (at least two minority classes)")
-    collapsed = [v >= 1.0 - tol for v in values]
-    if not collapsed[-1]:
-        return None
-    first = len(collapsed) - collapsed[::-1].index(False) if False in collapsed else 0
-    if first == 0:
-        return None
-    return float(records[first - 1]["ratio"]), float(records[first]["ratio"])

@@ -21,7 +21,7 @@ import plotly.graph_objects as go
 import pytest
 from _jupyterlab import CHROMIUM, CHROMIUM_ARGS, chromium_available, copy_artifact
 
-from allnc_edu import plots, ufm
+from allnc_edu import geometry, plots, sweep_figures, ufm
 from allnc_edu.data import long_tail_counts
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
@@ -149,10 +149,10 @@ def _figures() -> dict[str, tuple[go.Figure, int]]:
         "slider": (plots.slider_figure(snapshots, label="step "), 4),
         "metric_curves": (plots.metric_curves(balanced.history), 0),
         "sweep": (
-            plots.sweep_records_figure(sweep, collapse=ufm.complete_collapse(sweep)),
+            sweep_figures.sweep_records_figure(sweep, collapse=geometry.complete_collapse(sweep)),
             0,
         ),
-        "sweep_one_panel": (plots.sweep_records_figure(sweep, norms=False), 0),
+        "sweep_one_panel": (sweep_figures.sweep_records_figure(sweep, norms=False), 0),
     }
 
 

@@ -9,7 +9,8 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from allnc_edu import geometry, plots
+from allnc_edu import drawing, geometry, plots, sweep_figures
+from allnc_edu.sweep_figures import minority_collapse_sweep_figure as sweep
 
 HEX = re.compile(r"^#[0-9A-Fa-f]{6}$")
 RGB_INT = re.compile(r"^rgba?\(\d{1,3}, ?\d{1,3}, ?\d{1,3}(, ?[01](\.\d+)?)?\)$")
@@ -84,11 +85,11 @@ def test_minority_classes_are_thick_open_and_named():
     for t in fig.data:
         if t.meta:
             minority = t.meta["class"] in (2, 3)
-            width = plots.MINORITY_WIDTH if minority else plots.MAJORITY_WIDTH
+            width = drawing.MINORITY_WIDTH if minority else drawing.MAJORITY_WIDTH
             assert t.line.width == width and t.line.dash is None
             assert t.marker.symbol.endswith("-open") == minority
             assert ("minority" in t.name) == minority
-    assert plots.MINORITY_WIDTH >= 2 * plots.MAJORITY_WIDTH
+    assert drawing.MINORITY_WIDTH >= 2 * drawing.MAJORITY_WIDTH
     assert any("minority" in t.name and not t.meta for t in fig.data)  # the legend key
 
 
@@ -110,7 +111,7 @@ def test_legend_has_one_entry_per_class_and_a_key():
 def test_etf_reference_is_drawn_dark_and_dashed():
     fig = plots.simplex_figure(weight=geometry.simplex_etf(3, 3))
     ref = next(t for t in fig.data if t.name == "ideal simplex ETF")
-    assert ref.line.dash == "dash" and ref.line.width >= 4 and ref.line.color == plots.ETF_COLOUR
+    assert ref.line.dash == "dash" and ref.line.width >= 4 and ref.line.color == drawing.ETF_COLOUR
 
 
 def test_more_than_four_classes_show_what_the_view_keeps_and_the_exact_cosines():
@@ -174,9 +175,7 @@ def test_metric_curves_plot_the_history_and_skip_missing_values():
 
 
 def test_sweep_figure_uses_a_log_axis_and_checks_lengths():
-    fig = plots.minority_collapse_sweep_figure(
-        [1, 10, 100], [-0.3, 0.1, 0.9], [-0.3, 0.0, 0.5], [1.0, 0.7, 0.4], num_classes=4
-    )
+    fig = sweep([1, 10, 100], [-0.3, 0.1, 0.9], [-0.3, 0.0, 0.5], [1.0, 0.7, 0.4], num_classes=4)
     assert fig.layout.xaxis.type == fig.layout.xaxis2.type == "log", "every panel"
     assert [t.name for t in fig.data] == [
         "MC_W (classifiers)",
@@ -184,7 +183,7 @@ def test_sweep_figure_uses_a_log_axis_and_checks_lengths():
         "norm ratio",
     ]
     with pytest.raises(ValueError, match="3 ratios"):
-        plots.minority_collapse_sweep_figure([1, 10, 100], [0.0, 1.0])
+        sweep([1, 10, 100], [0.0, 1.0])
 
 
 def test_sweep_records_figure_reads_ufm_sweep_records():
@@ -193,16 +192,16 @@ def test_sweep_records_figure_reads_ufm_sweep_records():
          "weight_norm_ratio": 1 / ratio}
         for ratio, mc in ((1, -0.5), (10, 0.2), (100, 0.8))
     ]  # fmt: skip
-    fig = plots.sweep_records_figure(records, title="CE")
+    fig = sweep_figures.sweep_records_figure(records, title="CE")
     assert list(fig.data[0].x) == [1, 10, 100] and list(fig.data[1].y) == [-0.25, 0.1, 0.4]
     assert list(fig.data[2].y) == [1, 0.1, 0.01] and fig.layout.title.text == "CE"
     assert fig.layout.shapes[0].y0 == pytest.approx(-0.5), "the ETF value -1/(K-1) for K = 3"
-    assert [t.name for t in plots.sweep_records_figure(records, norms=False).data] == [
+    assert [t.name for t in sweep_figures.sweep_records_figure(records, norms=False).data] == [
         "MC_W (classifiers)",
         "MC_H (centred means)",
     ]
     with pytest.raises(ValueError, match="empty"):
-        plots.sweep_records_figure([])
+        sweep_figures.sweep_records_figure([])
 
 
 def test_every_colour_is_hex_or_integer_rgb():
@@ -212,7 +211,7 @@ def test_every_colour_is_hex_or_integer_rgb():
         plots.simplex_figure(etf, etf, features=etf[labels], labels=labels, minority=[5, 6]),
         plots.gram_heatmap(etf, etf),
         plots.metric_curves([{"step": 0, "nc1": 1.0, "mc_weights": 0.0, "num_classes": 10}]),
-        plots.minority_collapse_sweep_figure([1, 10], [0, 1], [0, 1], [1, 0.5], num_classes=10),
+        sweep([1, 10], [0, 1], [0, 1], [1, 0.5], num_classes=10),
     ]
     for fig in figures:
         spec = fig.to_dict()
@@ -221,7 +220,7 @@ def test_every_colour_is_hex_or_integer_rgb():
         assert colours
         bad = [c for c in colours if not (HEX.match(c) or RGB_INT.match(c))]
         assert not bad
-    assert len(set(plots.class_colours(10))) == 10
+    assert len(set(drawing.class_colours(10))) == 10
 
 
 def test_invalid_inputs_raise():
@@ -245,7 +244,7 @@ def test_invalid_inputs_raise():
     ],
 )
 def test_log_axis_ticks_are_plain_numbers_or_powers_never_si(values, ticks, labels):
-    axis = plots.log_axis(values)
+    axis = drawing.log_axis(values)
     assert axis["type"] == "log"
     if ticks is not None:
         np.testing.assert_allclose(axis["tickvals"], ticks)
@@ -273,7 +272,7 @@ def test_metric_curves_typeset_the_legend_and_label_the_etf_value():
 def test_sweep_figure_shades_the_complete_collapse_band():
     ratios = [1, 10, 100, 150, 190, 210, 1000]
     mc_w = [-1 / 3, -0.2, 0.26, 0.55, 0.9, 1.0, 1.0]
-    fig = plots.minority_collapse_sweep_figure(ratios, mc_w, num_classes=4, collapse=(190, 210))
+    fig = sweep(ratios, mc_w, num_classes=4, collapse=(190, 210))
     band = [s for s in fig.layout.shapes if s.type == "rect"]
     assert [(b.x0, b.x1) for b in band] == [(190, 210)]
     assert band[0].name == "complete collapse (MC_W = 1) between IR 190 and 210"
@@ -289,7 +288,7 @@ def test_sweep_figures_shade_where_a_sweep_collapses_and_drop_constant_norms():
         for i, (r, w) in enumerate(mc_w.items())
     ]  # fmt: skip
     fixed = [{**rec, "mc_weights": -1 / 3, "weight_norm_ratio": 1.0} for rec in learned]
-    figs = plots.sweep_figures({"learned W": learned, "fixed W": fixed})
+    figs = sweep_figures.sweep_figures({"learned W": learned, "fixed W": fixed})
     assert [f.layout.title.text for f in figs.values()] == ["UFM: learned W", "UFM: fixed W"]
     band = [(s.x0, s.x1) for s in figs["learned W"].layout.shapes if s.type == "rect"]
     assert band == [(100.0, 300.0)]  # last ratio below MC_W = 1, first at it
@@ -327,7 +326,7 @@ def test_slider_labels_are_short_and_kept_inside_the_figure():
 
 @pytest.mark.parametrize("k", [2, 3, 10])
 def test_cosine_colour_scale_rises_from_minus_one_to_one(k):
-    scale = plots.cosine_colorscale(k)
+    scale = drawing.cosine_colorscale(k)
     positions = [pos for pos, _ in scale]
     assert positions[0] == 0 and positions[-1] == pytest.approx(1)
     assert positions == sorted(set(positions))
@@ -418,7 +417,7 @@ def test_normalised_views_scale_each_set_alike_and_the_etf_reaches_past_the_arro
     ends = np.array([[x, y, z] for x, y, z in zip(ref.x, ref.y, ref.z, strict=True)][1::3])
     longest = max(np.linalg.norm(m, axis=1).max(), np.linalg.norm(w, axis=1).max())
     np.testing.assert_allclose(np.linalg.norm(ends, axis=1), longest)
-    assert ref.line.dash == "dash" and ref.line.width >= plots.MAJORITY_WIDTH
+    assert ref.line.dash == "dash" and ref.line.width >= drawing.MAJORITY_WIDTH
     assert "average length 1" in fig.layout.title.text and fig.layout.meta["normalised"]
     plain = plots.simplex_figure(means, weight)  # the default keeps the true lengths
     assert np.linalg.norm(arrow_tips(plain, "mean"), axis=1).mean() > 10
@@ -431,7 +430,7 @@ def test_etf_value_and_collapse_band_are_named_in_the_legend_not_written_on_the_
     ratios, mc = [1, 10, 100, 1000], [-1 / 3, 0.2, 1.0, 1.0]
     for fig in (
         plots.metric_curves(history),
-        plots.minority_collapse_sweep_figure(ratios, mc, mc, num_classes=4, collapse=(10, 100)),
+        sweep(ratios, mc, mc, num_classes=4, collapse=(10, 100)),
     ):
         texts = [a.text for a in fig.layout.annotations]
         written = [t for t in texts if "ETF value" in t or "between IR" in t]
@@ -445,8 +444,8 @@ def test_etf_value_and_collapse_band_are_named_in_the_legend_not_written_on_the_
 
 def test_sweep_panels_are_as_tall_in_a_one_panel_figure_as_in_a_two_panel_one():
     ratios, mc = [1, 10, 100], [-0.3, 0.1, 0.9]
-    one = plots.minority_collapse_sweep_figure(ratios, mc, num_classes=4)
-    two = plots.minority_collapse_sweep_figure(ratios, mc, mc, [1.0, 0.7, 0.4], num_classes=4)
+    one = sweep(ratios, mc, num_classes=4)
+    two = sweep(ratios, mc, mc, [1.0, 0.7, 0.4], num_classes=4)
     heights = [panel_px(one, one.layout.yaxis.domain)]
     heights += [panel_px(two, axis.domain) for axis in (two.layout.yaxis, two.layout.yaxis2)]
     assert min(heights) >= 220, heights  # no squat panel

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from allnc_edu import plots
+from allnc_edu import run_figures
 from allnc_edu.records import EpochRecord, RunConfig, RunResult
 
 # from_dict: the flat run.json form, which both the flat and the nested RunConfig read
@@ -43,7 +43,7 @@ def _run(epochs: int, *, geometry: bool = True) -> RunResult:
 
 
 def test_runs_slider_shows_one_figure_per_step() -> None:
-    fig = plots.runs_slider({"IR 1": _run(1), "IR 100": _run(1)})
+    fig = run_figures.runs_slider({"IR 1": _run(1), "IR 100": _run(1)})
     steps = fig.layout.sliders[0].steps
     assert [s.label for s in steps] == ["IR 1", "IR 100"]
     per_figure = len(fig.data) // 2
@@ -56,34 +56,34 @@ def test_runs_slider_shows_one_figure_per_step() -> None:
 
 
 def test_epoch_slider_spaces_frames_and_keeps_the_last_epoch() -> None:
-    fig = plots.epoch_slider(_run(30), max_frames=7)
+    fig = run_figures.epoch_slider(_run(30), max_frames=7)
     labels = [s.label for s in fig.layout.sliders[0].steps]
     epochs = [int(label.split()[-1]) for label in labels]
     assert 1 < len(labels) <= 7 and epochs[-1] == 30
     assert epochs == sorted(epochs)
     with pytest.raises(ValueError, match="record_geometry"):
-        plots.epoch_slider(_run(2, geometry=False))
+        run_figures.epoch_slider(_run(2, geometry=False))
 
 
 def test_simplex_views_puts_one_scene_per_run_with_one_legend() -> None:
     runs = {name: _run(1) for name in ("ce", "etf_dr", "allnc")}
-    fig = plots.simplex_views(runs)
+    fig = run_figures.simplex_views(runs)
     scenes = [key for key in fig.layout.to_plotly_json() if key.startswith("scene")]
     assert len(scenes) == 3
     titles = [a.text for a in fig.layout.annotations]
     assert [t.split("<br>")[0] for t in titles] == list(runs)
     with pytest.raises(ValueError, match="record_geometry"):
-        plots.simplex_views({"ce": _run(1, geometry=False)})
+        run_figures.simplex_views({"ce": _run(1, geometry=False)})
 
 
 def test_metric_curves_read_epoch_records() -> None:
-    fig = plots.metric_curves(_run(3).evaluated)
+    fig = run_figures.run_metric_curves(_run(3))
     mc_w = next(t for t in fig.data if t.name == "MC_W")
     assert list(mc_w.x) == [1, 2, 3] and list(mc_w.y) == [0.1, 0.1, 0.1]
 
 
 def test_runs_curves_figure_draws_each_run_in_its_colour_in_every_panel() -> None:
-    fig = plots.runs_curves_figure({"CE": _run(3), "AllNC": _run(2)})
+    fig = run_figures.runs_curves_figure({"CE": _run(3), "AllNC": _run(2)})
     assert len(fig.data) == 2 * 6  # six panels per run
     ce = [t for t in fig.data if t.name == "CE"]
     assert len({t.line.color for t in ce}) == 1 and [t.showlegend for t in ce].count(True) == 1
@@ -92,11 +92,11 @@ def test_runs_curves_figure_draws_each_run_in_its_colour_in_every_panel() -> Non
     etf = [s.y0 for s in fig.layout.shapes if s.type == "line"]
     assert etf == pytest.approx([-1 / 3, -1 / 3])  # K = 4, in the MC_W and MC_H panels
     with pytest.raises(ValueError, match="empty"):
-        plots.runs_curves_figure({})
+        run_figures.runs_curves_figure({})
 
 
 def test_runs_curves_name_the_etf_value_in_the_legend_and_keep_their_panels_tall() -> None:
-    fig = plots.runs_curves_figure({"CE": _run(3), "AllNC": _run(2)})
+    fig = run_figures.runs_curves_figure({"CE": _run(3), "AllNC": _run(2)})
     assert not [a.text for a in fig.layout.annotations if "ETF value" in a.text]
     named = [s.name for s in fig.layout.shapes if s.showlegend]
     assert named == ["ETF value −1/(K−1) = −0.333"]  # one legend entry for both MC panels
@@ -109,7 +109,7 @@ def test_runs_curves_name_the_etf_value_in_the_legend_and_keep_their_panels_tall
 
 
 def test_views_of_runs_are_two_to_a_row_from_four_runs_on_and_normalised() -> None:
-    fig = plots.simplex_views({name: _run(1) for name in ("ce", "la", "etf-dr", "allnc")})
+    fig = run_figures.simplex_views({name: _run(1) for name in ("ce", "la", "etf-dr", "allnc")})
     scenes = [fig.layout[f"scene{i if i > 1 else ''}"] for i in range(1, 5)]
     assert len({tuple(s.domain.x) for s in scenes}) == 2
     assert [a.text.split("<br>")[0] for a in fig.layout.annotations] == [
@@ -118,5 +118,5 @@ def test_views_of_runs_are_two_to_a_row_from_four_runs_on_and_normalised() -> No
         "etf-dr",
         "allnc",
     ]
-    for slider in (plots.runs_slider({"1": _run(1)}), plots.epoch_slider(_run(2))):
+    for slider in (run_figures.runs_slider({"1": _run(1)}), run_figures.epoch_slider(_run(2))):
         assert slider.layout.meta["normalised"], "means and classifiers each at length 1"

@@ -99,7 +99,8 @@ def test_image_path_with_crop_flip_channels_last_and_bf16() -> None:
     torch.manual_seed(0)
     method = make_method("allnc", build_backbone("resnet32-ldam", (3, 8, 8)), 3, [12, 6, 3])
     result = _fit(method, images, epochs=1, batch_size=8)
-    assert result.config.train.augment and result.config.train.channels_last and result.config.train.amp
+    train = result.config.train
+    assert train.augment and train.channels_last and train.amp
     conv = next(m for m in method.modules() if isinstance(m, torch.nn.Conv2d))
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
     assert math.isfinite(result.history[0].loss)

@@ -10,7 +10,14 @@ import json
 
 import pytest
 
-from allnc_edu import data, experiments, groups, plots, report, ufm
+from allnc_edu import (
+    data,
+    experiments,
+    groups,
+    report,
+    run_figures,
+    ufm,
+)
 from allnc_edu.metrics import nc_metrics
 
 
@@ -58,8 +65,8 @@ def test_figures_and_the_report_take_two_class_runs(two_classes, tmp_path):
         for name in ("ce", "allnc")
     }
     sweeps = {"step profile": ufm.imbalance_sweep([1, 10], num_classes=2, n_max=100)}
-    plots.epoch_slider(runs["ce"])
-    plots.simplex_views(runs)
+    run_figures.epoch_slider(runs["ce"])
+    run_figures.simplex_views(runs)
     html_path, json_path = report.write_report(tmp_path, runs, sweeps)
     assert "<table" in html_path.read_text(encoding="utf-8")
     json.loads(json_path.read_text(encoding="utf-8"))

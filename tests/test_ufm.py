@@ -341,9 +341,9 @@ def test_complete_minority_collapse_is_a_threshold_not_a_solver_artefact():
 
 def test_complete_collapse_brackets_the_threshold_of_a_sweep():
     records = [{"ratio": r, "mc_weights": v} for r, v in ((1, -0.3), (100, 0.3), (190, 0.9))]
-    assert ufm.complete_collapse(records) is None
+    assert geometry.complete_collapse(records) is None
     records += [{"ratio": 210, "mc_weights": 1.0}, {"ratio": 1000, "mc_weights": 1.0}]
-    assert ufm.complete_collapse(records) == (190.0, 210.0)
-    assert ufm.complete_collapse(records[3:]) is None  # collapsed from the first ratio on
+    assert geometry.complete_collapse(records) == (190.0, 210.0)
+    assert geometry.complete_collapse(records[3:]) is None  # collapsed from the first ratio on
     with pytest.raises(ValueError, match="mc_weights"):
-        ufm.complete_collapse([{"ratio": 1, "mc_weights": None}])
+        geometry.complete_collapse([{"ratio": 1, "mc_weights": None}])

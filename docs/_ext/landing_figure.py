@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 
 from allnc_edu import plots, ufm
 from allnc_edu.data import long_tail_counts
+from allnc_edu.drawing import MINUS
 from allnc_edu.fmt import fixed
 
 RATIOS = (1, 10, 100, 1000)
@@ -23,7 +24,7 @@ def minority_collapse_slider(num_classes: int = 4, n_max: int = 1000) -> go.Figu
         run = ufm.simulate(counts)
         final = run.final
         mc_w, mc_h = (fixed(final[key], 2, signed=True) for key in ("mc_weights", "mc_means"))
-        title = f"Imbalance ratio {ratio}: MC_W {mc_w}, MC_H {mc_h}".replace("-", plots.MINUS)
+        title = f"Imbalance ratio {ratio}: MC_W {mc_w}, MC_H {mc_h}".replace("-", MINUS)
         figures[f"{ratio}"] = plots.simplex_figure(
             run.means, run.weight, minority=final["minority"], title=title
         )
