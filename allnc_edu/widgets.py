@@ -13,6 +13,15 @@ Two rendering back ends, because plotly's ``FigureWidget`` does not render on ev
 "static") and otherwise uses "static". Only APIs present in both ipywidgets 7.7 and 8 are used
 (FloatLogSlider, IntSlider, Dropdown, HTML, Output, VBox/HBox, ``observe(names="value")``,
 ``continuous_update``).
+
+The figure goes into the ``Output`` by setting its ``outputs`` state from the kernel, never by
+capturing ``display()`` in ``with output:``. A captured display is stored by the *front end*,
+which sends the widget's new state back to the kernel; a headless client (nbclient, so papermill,
+the tests and the docs build) does that on the shell channel while it waits there for the
+cell's reply, and jupyter_client sends it through a blocking copy of the asyncio socket, which
+can swallow the wake-up of a reply that has just arrived: the cell then "finishes" only when the
+client's cell timeout fires (never, without one), the kernel idle all along (issue 21). Setting
+``outputs`` sends one message, kernel to front end, and needs no answer.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ import time
 import ipywidgets as widgets
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 
 from . import plots, ufm
 from ._checks import check_choice, check_scalar
@@ -178,12 +188,11 @@ class MinorityCollapseExplorer:
 
     def _show(self, fig: go.Figure) -> None:
         if self.output is not None:
-            from IPython.display import display
-
+            # Replace the Output's content through its synced state (one kernel -> front end
+            # message), not with `with self.output: display(fig)`, which a headless front end
+            # answers on the shell channel (see the module docstring).
             self.figure = fig
-            with self.output:
-                self.output.clear_output(wait=True)
-                display(fig)
+            self.output.outputs = (_figure_output(fig),)
             return
         if self.figure is None:
             self.figure = go.FigureWidget(fig)
@@ -217,6 +226,19 @@ def minority_collapse_explorer(
     ("ce", "etf" or "p2p"), steps, seed.
     """
     return MinorityCollapseExplorer(num_classes, n_max, backend=backend, **options)
+
+
+def _figure_output(fig: go.Figure) -> dict:
+    """``fig`` as one stored output (``display_data``) for an ``ipywidgets.Output``'s state.
+
+    The data are the mime bundle of plotly's default renderer(s), what ``display(fig)`` would
+    send; with no mime-type renderer (plain Python), plotly's own JSON mime type, which
+    JupyterLab, VS Code and the docs build render.
+    """
+    data = fig._repr_mimebundle_()  # IPython's display protocol: the default renderers' bundle
+    if not data:
+        data = pio.renderers["plotly_mimetype"].to_mimebundle(fig.to_dict())
+    return {"output_type": "display_data", "data": data, "metadata": {}}
 
 
 def _metrics_table(result: ufm.UFMResult, seconds: float) -> str:

@@ -124,32 +124,3 @@ def test_api_pages_list_every_public_module() -> None:
     names = api_pages.public_modules("allnc_edu")
     assert {"allnc_edu.metrics", "allnc_edu.allnc", "allnc_edu.plots"} <= set(names)
     assert not [n for n in names if n.split(".")[-1].startswith("_")]
-
-
-@pytest.mark.parametrize(
-    ("errors", "calls", "final"),
-    [
-        (["A cell timed out while it was being executed", None], 2, None),
-        (["A cell timed out", "A cell timed out"], 2, "A cell timed out"),
-        (["NameError: name 'x' is not defined"], 1, "NameError: name 'x' is not defined"),
-    ],
-)
-def test_a_stalled_notebook_gets_one_fresh_try_and_a_failing_one_none(
-    tmp_path, monkeypatch, errors, calls, final
-) -> None:
-    source = tmp_path / "01_x.ipynb"
-    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")]), source)
-    made = []
-
-    def fake_execute(notebook, target, params, threads):
-        made.append(target)
-        nbformat.write(nbformat.read(notebook, as_version=4), target)
-        return errors[len(made) - 1]
-
-    monkeypatch.setattr(notebook_pages, "execute", fake_execute)
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    error, _ = notebook_pages._build_one(
-        source, tmp_path / "page.ipynb", cache, {}, tmp_path, threads=1
-    )
-    assert (len(made), error) == (calls, final)

@@ -134,7 +134,7 @@ def test_a_cell_at_the_bound_fails_the_tests_once(tmp_path, monkeypatch, papermi
         _papermill_copy(Path(output), kwargs["execution_timeout"] + 0.03)
         Path(parameters["RESULTS_PATH"]).write_text("{}")
         if papermill_says == "timed out":
-            raise CellTimeoutError("A cell timed out while it was being executed, after 240 s.")
+            raise CellTimeoutError("A cell timed out while it was being executed.")
 
     monkeypatch.setattr(_notebooks.papermill, "execute_notebook", fake_papermill)
     monkeypatch.setattr(_notebooks, "_SESSION", {})
@@ -143,7 +143,8 @@ def test_a_cell_at_the_bound_fails_the_tests_once(tmp_path, monkeypatch, papermi
         def mktemp(self, name: str) -> Path:
             return tmp_path
 
-    with pytest.raises(CellOverBound, match=r"cell 1 \('explorer = 1'\) ran 240\.0 s, bound 240"):
+    named = rf"cell 1 \('explorer = 1'\) ran {CELL_TIMEOUT_S}\.0 s, bound {CELL_TIMEOUT_S} s"
+    with pytest.raises(CellOverBound, match=named):
         executed("99_stall", Factory())
     with pytest.raises(RuntimeError, match="failed earlier in this session"):
         executed("99_stall", Factory())
@@ -214,7 +215,8 @@ def _one_round(folder: Path) -> list[float]:
         walls.append(time.monotonic() - start)
         failed = f"copy {copy}: papermill failed\n{log.read_text()[-3000:]}"
         assert process.returncode == 0, failed
-        assert over_bound(nbformat.read(out, as_version=4), CELL_LIMIT_S) == []
+        slow = over_bound(nbformat.read(out, as_version=4), CELL_LIMIT_S)
+        assert not slow, f"copy {copy}: {'; '.join(slow)}"
         assert json.loads(results.read_text())["explorer_n_max"] >= 10_000
     return walls
 
@@ -231,6 +233,7 @@ def test_notebook_02_three_at_once_beside_a_busy_core(tmp_path) -> None:
             folder = tmp_path / f"round{number}"
             folder.mkdir()
             rounds.append(_one_round(folder))
+            print(f"round {number}: " + ", ".join(f"{w:.0f} s" for w in rounds[-1]), flush=True)
     finally:
         busy.kill()
         busy.wait()

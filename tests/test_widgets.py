@@ -140,3 +140,27 @@ def test_the_model_sees_the_ratio_on_the_slider():
         )
         assert explorer.ratio() == pytest.approx(explorer.imbalance_ratio.value, rel=0.01)
     assert explorer.imbalance_ratio.value == pytest.approx(10**2.25)
+
+
+@pytest.mark.parametrize("renderer", ["", "plotly_mimetype"])
+def test_the_static_figure_is_set_as_output_state_never_captured(monkeypatch, renderer):
+    """Issue 21: ``with output: display(fig)`` makes a headless front end (nbclient) answer with
+    the Output's new state on the shell channel, which could leave a cell's reply unread until
+    papermill's timeout. The explorer sets the Output's ``outputs`` instead: no capture at all."""
+    import plotly.io as pio
+
+    def no_capture(self):
+        raise AssertionError("the explorer captured display() into its Output")
+
+    monkeypatch.setattr(widgets.Output, "__enter__", no_capture)
+    monkeypatch.setattr(pio.renderers, "default", renderer)  # plain Python, then a kernel's
+    explorer = nc_widgets.minority_collapse_explorer(
+        num_classes=4, n_max=200, backend="static", imbalance_ratio=1.0, steps=200
+    )
+    explorer.imbalance_ratio.value = 1000.0
+    (output,) = explorer.output.outputs  # replaced, not appended to
+    assert output["output_type"] == "display_data" and output["metadata"] == {}
+    shown = output["data"]["application/vnd.plotly.v1+json"]
+    assert shown["layout"]["title"]["text"] == explorer.figure.layout.title.text
+    assert "imbalance ratio 200" in shown["layout"]["title"]["text"]
+    assert len(shown["data"]) == len(explorer.figure.data)

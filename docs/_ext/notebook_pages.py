@@ -9,7 +9,10 @@ build of minutes on a CPU) or keep its own full defaults (``ALLNC_EDU_DOCS_FULL=
 Executed notebooks are cached in ``docs/_build/.notebook-cache/``, keyed by the notebook, the
 parameters and the library's source, so a rebuild re-executes only what changed. A notebook
 that fails is still rendered (with its traceback) and logged as a warning, which ``-W`` turns
-into a failed build.
+into a failed build. So is a notebook with a cell that ran ``CELL_TIMEOUT_S`` seconds or longer
+(the warning names the cell and its time), whether papermill's timeout stopped it or the cell
+was reported done only when that timeout fired (issue 21: a reply papermill had already received
+went unnoticed until then); such a run is not cached, and there is no second try.
 
 The executed copies are then made fit for a page without a kernel:
 
@@ -44,9 +47,12 @@ logger = logging.getLogger(__name__)
 
 #: Set to 1 to execute the notebooks with their own (full) parameters instead of SMOKE ones.
 ENV_FULL = "ALLNC_EDU_DOCS_FULL"
-#: How many notebooks execute at once (default 1: two papermill kernels started side by side were
-#: seen to hang, a kernel idle while papermill waited for its reply; one at a time never did).
+#: How many notebooks execute at once (default 1: they share the CPU cores). The stall once blamed
+#: on kernels side by side (issue 21) was a lost reply, fixed in ``allnc_edu/widgets.py``.
 ENV_JOBS = "ALLNC_EDU_DOCS_JOBS"
+#: Seconds one cell may run before it fails the build (default ``CELL_TIMEOUT_S``); raise it for a
+#: build with the full parameters on a slow machine.
+ENV_CELL_TIMEOUT = "ALLNC_EDU_DOCS_CELL_TIMEOUT"
 #: Set to 0 to render the notebooks unexecuted (a quick check of everything else).
 ENV_EXECUTE = "ALLNC_EDU_DOCS_EXECUTE"
 #: Bump to invalidate every cached execution (when the post-processing or the keying changes).
@@ -54,8 +60,10 @@ CACHE_VERSION = "2"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 PLOTLY_JSON = "application/vnd.plotly.v1+json"
-#: A cell that runs longer fails the build with papermill's message (inside pytest's 900 s).
-CELL_TIMEOUT_S = 600
+#: A cell that runs this long fails the build, named with its time (inside pytest's 900 s), as in
+#: the tests (``tests/_notebooks.py``). On a 2-core CPU SMOKE cells take well under two minutes,
+#: and each whole notebook with its full parameters under three.
+CELL_TIMEOUT_S = 360
 #: A markdown line made only of badge links whose images live elsewhere ("Open in Colab"):
 #: dropped from the pages, which show their own launch buttons and must load nothing remote.
 REMOTE_BADGES = re.compile(r"^\s*(\[!\[[^\]]*\]\(https?://[^)]*\)\]\([^)]*\)\s*)+$")
@@ -76,6 +84,28 @@ def parameters(full: bool) -> dict[str, Any]:
     return {} if full else {"SMOKE": True}
 
 
+def cell_timeout() -> int:
+    """Seconds one cell may run: ``$ALLNC_EDU_DOCS_CELL_TIMEOUT``, else ``CELL_TIMEOUT_S``."""
+    value = os.environ.get(ENV_CELL_TIMEOUT, "").strip()
+    if not value:
+        return CELL_TIMEOUT_S
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"${ENV_CELL_TIMEOUT} must be a whole number of seconds, got {value!r}")
+    return int(value)
+
+
+def over_bound(nb: nbformat.NotebookNode, bound: float) -> list[str]:
+    """One line per cell of a papermill-executed notebook that ran ``bound`` seconds or more:
+    its index in the executed copy, its first line and its time (papermill's ``duration``)."""
+    slow = []
+    for index, cell in enumerate(nb.cells):
+        seconds = cell.metadata.get("papermill", {}).get("duration")
+        if seconds is not None and seconds >= bound:
+            first = next((line for line in cell.source.splitlines() if line.strip()), "")
+            slow.append(f"cell {index} ({first.strip()!r}) ran {seconds:.0f} s, bound {bound:g} s")
+    return slow
+
+
 def cache_key(notebook: Path, params: dict[str, Any], package: Path) -> str:
     """A hash of the notebook, its parameters and every source file of the library."""
     digest = hashlib.sha256(CACHE_VERSION.encode())
@@ -90,12 +120,17 @@ def cache_key(notebook: Path, params: dict[str, Any], package: Path) -> str:
 def execute(notebook: Path, target: Path, params: dict[str, Any], threads: int) -> str | None:
     """Run ``notebook`` with papermill into ``target``; return an error message or None.
 
+    An error is papermill's (a cell raised, the kernel died) or, naming each cell and its time,
+    a cell that ran ``cell_timeout()`` seconds or longer, even where papermill reported success.
+
     The notebook runs in its own folder, as in JupyterLab and the tests (it may read files next
     to it, e.g. ``../docs/studies/``); its results JSON goes to a temporary directory. The
     kernel gets plotly's bare JSON renderer (the HTML is made afterwards), no progress bars from
     tqdm, and ``threads`` CPU threads (unless ``$OMP_NUM_THREADS`` says otherwise), so that
     notebooks executing side by side do not oversubscribe the cores.
     """
+    bound = cell_timeout()
+    target.unlink(missing_ok=True)  # the bound is read from this run's copy, never an older one
     with tempfile.TemporaryDirectory(prefix="allnc-docs-") as work:
         params = {**params, "RESULTS_PATH": str(Path(work) / f"{notebook.stem}.json")}
         env = {
@@ -117,16 +152,17 @@ def execute(notebook: Path, target: Path, params: dict[str, Any], threads: int) 
             "python3",
             "--no-progress-bar",
             "--execution-timeout",
-            str(CELL_TIMEOUT_S),
+            str(bound),
             "-y",
             json.dumps(params),
         ]
         done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    if done.returncode == 0:
+    slow = over_bound(nbformat.read(target, as_version=4), bound) if target.exists() else []
+    if done.returncode == 0 and not slow:
         return None
     log = target.with_suffix(".log")
     log.write_text(done.stdout + done.stderr)
-    return f"{failure_line(done.stderr)} (papermill's log: {log})"
+    return f"{'; '.join(slow) or failure_line(done.stderr)} (papermill's log: {log})"
 
 
 def failure_line(stderr: str) -> str:
@@ -234,10 +270,7 @@ def _build_one(
             stale.unlink()
         start = time.monotonic()
         executed = cache / f"{source.stem}.running.ipynb"
-        error = execute(source, executed, params, threads)
-        if error is not None and "timed out" in error:  # a stalled kernel: one fresh try
-            logger.info(f"notebook {source.name}: {error}; executing it once more")
-            error = execute(source, executed, params, threads)
+        error = execute(source, executed, params, threads)  # no second try: a failure is loud
         seconds = time.monotonic() - start
         if error is None:
             executed = executed.replace(cached)
