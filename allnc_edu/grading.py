@@ -31,6 +31,12 @@ from .exercises import EXERCISES
 from .feedback import BLANK, parse_verdicts, verdict_line
 from .quiz import QUESTIONS
 
+#: The tag of a solution notebook's cells that hold an exercise's answer (MyST-NB folds their
+#: input on the website, behind "Show code cell source").
+ANSWER_TAG = "hide-input"
+#: The tag of cells that only write numbers for the tests or print versions: their source is
+#: folded in JupyterLab (``jupyter.source_hidden``) and the website leaves them out.
+FOR_TESTS_TAG = "for-tests"
 DUMP_CELL = (
     "from allnc_edu import feedback as _allnc_edu_feedback\n\n_allnc_edu_feedback.dump_verdicts()"
 )
@@ -201,8 +207,9 @@ def write_notebooks(
     """Write the student and the solution .ipynb of a py:percent source with solution blocks.
 
     Both are named after the source (``NN_name.py`` -> ``NN_name.ipynb``), without outputs and
-    with cell ids "0", "1", ... so that rewriting them changes only what changed. Returns
-    (student path, solution path); needs jupytext (the ``dev`` extra).
+    with cell ids "0", "1", ... so that rewriting them changes only what changed. The solution
+    notebook's answer cells are tagged ``ANSWER_TAG``; cells tagged ``FOR_TESTS_TAG`` open folded
+    in JupyterLab. Returns (student path, solution path); needs jupytext (the ``dev`` extra).
     """
     try:
         import jupytext
@@ -210,14 +217,25 @@ def write_notebooks(
         raise ImportError("writing notebooks needs jupytext: pip install jupytext") from None
     source = Path(source)
     text = source.read_text(encoding="utf-8")
+    student = jupytext.reads(student_source(text), fmt="py:percent")
+    solution = jupytext.reads(solution_source(text), fmt="py:percent")
+    try:  # a solution folder inside the student one: relative links one level deeper each
+        depth = len(Path(solution_dir).relative_to(Path(student_dir)).parts)
+    except ValueError:
+        depth = 0
+    up = "../" * (depth + 1)
+    for cell in solution.cells:
+        if cell.cell_type == "markdown":
+            cell.source = cell.source.replace("](../", f"]({up}")
+    for index, (blank, answer) in enumerate(zip(student.cells, solution.cells, strict=True)):
+        blank.id = answer.id = str(index)
+        if blank.cell_type == "code" and blank.source != answer.source:  # an answer: folded
+            answer.metadata.setdefault("tags", []).append(ANSWER_TAG)
+        for cell in (blank, answer):
+            if FOR_TESTS_TAG in cell.metadata.get("tags", []):  # folded in JupyterLab
+                cell.metadata["jupyter"] = {"source_hidden": True}
     written = []
-    for folder, version in (
-        (student_dir, student_source(text)),
-        (solution_dir, solution_source(text)),
-    ):
-        notebook = jupytext.reads(version, fmt="py:percent")
-        for index, cell in enumerate(notebook.cells):
-            cell.id = str(index)
+    for folder, notebook in ((student_dir, student), (solution_dir, solution)):
         target = Path(folder) / f"{source.stem}.ipynb"
         target.parent.mkdir(parents=True, exist_ok=True)
         jupytext.write(notebook, target, fmt="ipynb")

@@ -41,7 +41,9 @@ from .fmt import fixed, plural
 
 BACKENDS = ("figurewidget", "static")
 ENV_BACKEND = "ALLNC_EDU_WIDGET_BACKEND"
-METHODS = (("CE", "ce"), ("fixed ETF classifier", "etf"), ("CE + P2P", "p2p"))
+#: The explorer's unconstrained-features runs (label, key): not training methods (``methods``),
+#: but ``ufm.simulate``'s learned classifier, fixed ETF classifier and CE with the P2P term.
+UFM_RUNS = (("CE", "ce"), ("fixed ETF classifier", "etf"), ("CE + P2P", "p2p"))
 WEIGHT_DECAY_RANGE = (1e-4, 1e-1)  # the weight-decay slider's range (lambda_W = lambda_H)
 
 
@@ -94,7 +96,7 @@ class MinorityCollapseExplorer:
         # Values outside the sliders' ranges are refused, never clamped by the slider.
         k = check_scalar("num_classes", num_classes, kind=int, low=3)
         n_max = check_scalar("n_max", n_max, kind=int, low=1)
-        check_choice("method", method, [m for _, m in METHODS])
+        check_choice("method", method, [m for _, m in UFM_RUNS])
         m = k - k // 2 if num_minority is None else num_minority
         m = check_scalar("num_minority", m, kind=int, low=2, high=k - 1)
         imbalance_ratio = check_scalar("imbalance_ratio", imbalance_ratio, low=1, high=1000)
@@ -128,7 +130,7 @@ class MinorityCollapseExplorer:
             description="weight decay",
             **common,
         )
-        self.method = widgets.Dropdown(options=list(METHODS), value=method, description="method")
+        self.method = widgets.Dropdown(options=list(UFM_RUNS), value=method, description="method")
         self.table = widgets.HTML()
         self.output = widgets.Output() if self.backend == "static" else None
         self.figure: go.Figure | None = None
@@ -180,7 +182,7 @@ class MinorityCollapseExplorer:
             self.result.means,
             self.result.weight,
             minority=self.minority(),
-            title=f"{dict(map(reversed, METHODS))[method]}, imbalance ratio {self.ratio():.0f}",
+            title=f"{dict(map(reversed, UFM_RUNS))[method]}, imbalance ratio {self.ratio():.0f}",
             height=500,
         )
         self._show(fig)

@@ -38,7 +38,9 @@ def _cells(nb: nbformat.NotebookNode) -> list[tuple]:
 
 @pytest.mark.parametrize("stem", [p.stem for p in NOTEBOOKS])
 def test_both_notebooks_are_built_from_the_source(stem, tmp_path) -> None:
-    student, solution = write_notebooks(SCRIPTS / f"{stem}.py", tmp_path / "s", tmp_path / "i")
+    student, solution = write_notebooks(
+        SCRIPTS / f"{stem}.py", tmp_path / "nb", tmp_path / "nb" / "solutions"
+    )
     for built, committed in ((student, ROOT / "notebooks"), (solution, ROOT / "notebooks" /
                                                              "solutions")):  # fmt: skip
         want = nbformat.read(built, as_version=4)

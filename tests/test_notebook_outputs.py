@@ -6,8 +6,10 @@ from __future__ import annotations
 import nbformat
 import pytest
 from _notebooks import (
+    CELL_TIMEOUT_S,
     MAX_NOTEBOOK_BYTES,
     MAX_OUTPUTS_PER_CELL,
+    NOTEBOOK_DIR,
     NOTEBOOKS,
     WIDGET_STATE,
     WIDGET_VIEW,
@@ -15,6 +17,8 @@ from _notebooks import (
     check_outputs,
     executed,
 )
+
+from allnc_edu.grading import format_grade, grade
 
 
 def _saved(tmp_path, cells, widgets=None) -> Executed:
@@ -57,3 +61,26 @@ def test_the_checker_flags_long_output_lists_and_unsaved_widgets(tmp_path) -> No
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_executed_notebook_reads_well_when_saved(name, tmp_path_factory) -> None:
     assert check_outputs(executed(name, tmp_path_factory)) == []
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_the_student_notebook_reports_every_exercise_not_attempted(name, tmp_path_factory):
+    """Run top to bottom with the blanks unfilled: no error (papermill would stop), and every
+    exercise the notebook checks is reported "not attempted"."""
+    verdicts = executed(name, tmp_path_factory).results["verdicts"]
+    assert len({v["id"] for v in verdicts}) >= 3, "each notebook has three exercises or more"
+    assert all(v["verdict"] is None for v in verdicts), [v for v in verdicts if v["verdict"]]
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_the_solution_notebook_gets_every_check_right(name, tmp_path) -> None:
+    """The instructor's notebook, graded as ``python -m allnc_edu grade`` does (SMOKE sizes):
+    every exercise and question correct."""
+    path = NOTEBOOK_DIR / "solutions" / f"{name}.ipynb"
+    studies = NOTEBOOK_DIR.parent / "docs" / "studies"  # the notebooks read it from notebooks/
+    parameters = {"SMOKE": True, "RESULTS_PATH": str(tmp_path / f"{name}.json"),
+                  "STUDY_DIR": str(studies)}  # fmt: skip
+    result = grade(path, timeout=CELL_TIMEOUT_S, parameters=parameters)
+    assert result.total >= 3 and result.score == result.total, format_grade(result, name)

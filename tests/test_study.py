@@ -2,6 +2,7 @@
 
 import json
 import os
+import shlex
 
 import pytest
 from _cli import fails
@@ -267,3 +268,17 @@ def test_a_study_grows_by_a_seed_and_keeps_the_runs_it_has(tmp_path, capsys, mon
 def test_the_seed_count_counts_distinct_seeds():
     runs = [{"method": "a", "seed": 0, "accuracy": 0.5, "samples_seen": 1}] * 2
     assert summarize(runs)["a"]["seeds"] == [0]
+
+
+def test_every_committed_study_command_still_parses() -> None:
+    """The command line of each JSON in docs/studies/ is one the current parser accepts."""
+    from pathlib import Path
+
+    from allnc_edu.cli import build_parser
+
+    studies = sorted((Path(__file__).resolve().parents[1] / "docs" / "studies").glob("*.json"))
+    assert studies
+    for path in studies:
+        command = json.loads(path.read_text())["command"]
+        args = build_parser().parse_args(shlex.split(command)[3:])
+        assert args.command == "study", path.name
