@@ -124,3 +124,17 @@ def test_api_pages_list_every_public_module() -> None:
     names = api_pages.public_modules("allnc_edu")
     assert {"allnc_edu.metrics", "allnc_edu.allnc", "allnc_edu.plots"} <= set(names)
     assert not [n for n in names if n.split(".")[-1].startswith("_")]
+
+
+def test_a_page_links_to_the_site_and_leaves_out_cells_for_the_tests() -> None:
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_markdown_cell("[NC1](../docs/glossary.md#nc1), [x](../../docs/a.md)"),
+            nbformat.v4.new_code_cell("json.dump(numbers, f)", metadata={"tags": ["for-tests"]}),
+            nbformat.v4.new_code_cell("answer = 1", metadata={"tags": ["hide-input"]}),
+        ]
+    )
+    page = notebook_pages.for_static_page(nb)
+    assert page.cells[0].source == "[NC1](../glossary.md#nc1), [x](../a.md)"
+    assert "remove-cell" in page.cells[1].metadata["tags"]
+    assert page.cells[2].metadata["tags"] == ["hide-input"]  # folded by MyST-NB, kept

@@ -1,8 +1,9 @@
-"""Sphinx extension: the notebooks in ``notebooks/``, executed with papermill, as pages.
+"""Sphinx extension: the notebooks of the course, executed with papermill, as pages.
 
-At ``builder-inited`` every ``notebooks/NN_*.ipynb`` is executed with papermill (the way the
-tests run them) into ``docs/notebooks/`` (git-ignored), which MyST-NB then renders with its own
-execution switched off. Why papermill and not MyST-NB's executor: MyST-NB cannot inject
+At ``builder-inited`` every instructor's notebook ``notebooks/solutions/NN_*.ipynb`` (the
+student notebook with its exercises answered) is executed with papermill (the way the tests run
+them, in ``notebooks/``) into ``docs/notebooks/`` (git-ignored), which MyST-NB then renders with
+its own execution switched off. Why papermill and not MyST-NB's executor: MyST-NB cannot inject
 parameters, and each notebook's ``parameters`` cell must get ``SMOKE=True`` (the default, a
 build of minutes on a CPU) or keep its own full defaults (``ALLNC_EDU_DOCS_FULL=1``).
 
@@ -12,7 +13,10 @@ that fails is still rendered (with its traceback) and logged as a warning, which
 into a failed build. So is a notebook with a cell that ran ``CELL_TIMEOUT_S`` seconds or longer
 (the warning names the cell and its time), whether papermill's timeout stopped it or the cell
 was reported done only when that timeout fired (issue 21: a reply papermill had already received
-went unnoticed until then); such a run is not cached, and there is no second try.
+went unnoticed until then); such a run is not cached, and there is no second try. An
+exercise's answer is folded behind "Show code cell source" (its cell is tagged ``hide-input``),
+cells that only write numbers for the tests are left out, and links to the site's pages
+(``../docs/glossary.md#nc1``) point to them.
 
 The executed copies are then made fit for a page without a kernel:
 
@@ -69,6 +73,12 @@ CELL_TIMEOUT_S = 360
 REMOTE_BADGES = re.compile(r"^\s*(\[!\[[^\]]*\]\(https?://[^)]*\)\]\([^)]*\)\s*)+$")
 
 
+#: Links from a notebook (or a solution notebook, one folder deeper) to a page of the site.
+SITE_LINK = re.compile(r"\]\((?:\.\./)+docs/")
+#: Cells that only write numbers for the tests or print versions (``grading.FOR_TESTS_TAG``).
+FOR_TESTS = "for-tests"
+
+
 def _flag(name: str, default: bool) -> bool:
     value = os.environ.get(name, "").strip().lower()
     return default if not value else value in {"1", "true", "yes"}
@@ -117,14 +127,17 @@ def cache_key(notebook: Path, params: dict[str, Any], package: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def execute(notebook: Path, target: Path, params: dict[str, Any], threads: int) -> str | None:
+def execute(
+    notebook: Path, target: Path, params: dict[str, Any], threads: int, cwd: Path | None = None
+) -> str | None:
     """Run ``notebook`` with papermill into ``target``; return an error message or None.
 
     An error is papermill's (a cell raised, the kernel died) or, naming each cell and its time,
     a cell that ran ``cell_timeout()`` seconds or longer, even where papermill reported success.
 
-    The notebook runs in its own folder, as in JupyterLab and the tests (it may read files next
-    to it, e.g. ``../docs/studies/``); its results JSON goes to a temporary directory. The
+    The notebook runs in ``cwd`` (default its own folder; a solution notebook runs where its
+    student version lives, as in JupyterLab and the tests: it may read ``../docs/studies/``);
+    its results JSON goes to a temporary directory. The
     kernel gets plotly's bare JSON renderer (the HTML is made afterwards), no progress bars from
     tqdm, and ``threads`` CPU threads (unless ``$OMP_NUM_THREADS`` says otherwise), so that
     notebooks executing side by side do not oversubscribe the cores.
@@ -147,7 +160,7 @@ def execute(notebook: Path, target: Path, params: dict[str, Any], threads: int) 
             str(notebook),
             str(target),
             "--cwd",
-            str(notebook.parent),
+            str(cwd or notebook.parent),
             "--kernel",
             "python3",
             "--no-progress-bar",
@@ -242,7 +255,11 @@ def for_static_page(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     for cell in nb.cells:
         if cell.cell_type == "markdown":
             lines = cell.source.splitlines()
-            cell.source = "\n".join(line for line in lines if not REMOTE_BADGES.match(line))
+            text = "\n".join(line for line in lines if not REMOTE_BADGES.match(line))
+            cell.source = SITE_LINK.sub("](../", text)  # docs/notebooks/X -> docs/Y
+        tags = cell.metadata.setdefault("tags", [])
+        if FOR_TESTS in tags:  # numbers written for the tests, versions: not for a reader
+            tags.append("remove-cell")
         if "injected-parameters" in cell.metadata.get("tags", []):
             cell.source = injected_parameters(params)
         for output in cell.get("outputs", []):
@@ -270,7 +287,8 @@ def _build_one(
             stale.unlink()
         start = time.monotonic()
         executed = cache / f"{source.stem}.running.ipynb"
-        error = execute(source, executed, params, threads)  # no second try: a failure is loud
+        # no second try: a failure is loud; run where the student notebook lives
+        error = execute(source, executed, params, threads, cwd=source.parent.parent)
         seconds = time.monotonic() - start
         if error is None:
             executed = executed.replace(cached)
@@ -284,7 +302,8 @@ def execute_notebooks(app: Sphinx) -> None:
     """Fill ``docs/notebooks/`` with executed, page-ready copies of ``notebooks/*.ipynb``."""
     docs = Path(app.srcdir)
     repo = docs.parent
-    sources = sorted((repo / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    # The instructor's notebooks: every exercise answered, the answers folded ("hide-input").
+    sources = sorted((repo / "notebooks" / "solutions").glob("[0-9][0-9]_*.ipynb"))
     target_dir = docs / "notebooks"
     cache = docs / "_build" / ".notebook-cache"
     target_dir.mkdir(exist_ok=True)
