@@ -40,6 +40,7 @@ _SUBMODULES = (
     "geometry",
     "grading",
     "groups",
+    "lessons_ufm",
     "loader",
     "longtail",
     "losses",
@@ -63,6 +64,7 @@ _SUBMODULES = (
     "sweep_figures",
     "train",
     "ufm",
+    "ufm_p2p",
     "widgets",
 )
 

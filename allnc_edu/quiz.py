@@ -93,12 +93,13 @@ The unconstrained-features model treats what as free variables?
   global minima are neural-collapse configurations and every other critical point is a strict
   saddle (Zhu et al. 2021).
 ## 01-q10
-In notebook 01's UFM (K = 4, equal weight decays on W and H), how many times longer is a class
-mean than a classifier row at the optimum?
+In notebook 01's UFM (K = 4, equal weight decays on W and H, the per-class feature penalty), how
+many times longer is a class mean than a classifier row at the optimum?
 = 2 ± 0.01
 ~ 0.5 ± 0.01 | inverted: the means are the longer ones.
 > The penalty is smallest at lambda_W K a^2 = lambda_H b^2, so b/a = sqrt(K lambda_W /
-  lambda_H) = sqrt(4) = 2 (ufm.balanced_norms).
+  lambda_H) = sqrt(4) = 2 (ufm.balanced_norms). With the penalty written as a sum over the
+  samples, ||H||_F^2, the same lambda gives 1/sqrt(n) instead: the lengths are a convention.
 ## 01-q11
 The Gram matrix of a simplex ETF (its cosines) equals:
 - I
@@ -145,8 +146,9 @@ Fang et al. (2021) studied minority collapse in which model?
 In the UFM, complete minority collapse is:
 - a limit: MC_W nears 1 only as the ratio goes to infinity
 * a threshold: from a finite ratio on, MC_W is exactly 1
-> Notebook 02 brackets it near IR 200 at weight decay 5e-3 (K = 4): a phase transition, as Fang
-  et al. predict.
+> Notebook 02 brackets it near IR 200 at weight decay 5e-3 (K = 4), every run converged: a
+  threshold found numerically in this model. Fang et al.'s theorem is the limit statement (the
+  minority classifiers' differences vanish as the ratio goes to infinity).
 ## 02-q8
 Raising the weight decay from 5e-3 to 1e-2 moves that threshold:
 * to a smaller imbalance ratio
@@ -260,6 +262,28 @@ Which classes are the minority here?
 * the K - K//2 = 5 with the fewest training samples
 - those with fewer than 20 samples | that is the few-shot group, a different definition
 > groups.minority_classes; here they coincide with the few-shot group, not in general.
+## 03-q12
+With a fixed ETF classifier, the minority means' squeeze vanishes once each class mean is scaled
+to length 1 before centring. The squeeze was made of:
+- their directions turning towards each other | that would survive the normalisation
+* their length: short means tilted together by centring
+- the sample-weighted global mean | the normalised view centres on the mean of unit vectors
+> Normalising first removes length; what is left is direction, and it is as spread as on
+  balanced data. Centring means of unequal length tilts the short ones towards each other.
+## 03-q13
+cRT (Kang et al. 2020) re-trains which part of the network?
+- all of it, on class-balanced batches
+* only the linear classifier, on the frozen features, with class-balanced sampling
+- only the backbone, with the classifier fixed to an ETF | that is closer to the fixed ETF run
+> The backbone is frozen, so the features and every class mean stay as they were: if the
+  minority accuracy recovers, the classifier, not the features, was what failed.
+## 03-q14
+After cRT the minority accuracy rose by tens of points. What happened to MC_H?
+- it fell to the ETF value
+* nothing: the features, and so the class means, did not change
+- it rose
+> MC_H is computed from the class means of the frozen features; only the classifier (MC_W)
+  changed. Accuracy moved at a fixed MC_H.
 ## 04-q1
 Which AllNC component acts on individual activations (NC1)?
 * HyCon
@@ -326,8 +350,8 @@ Without random shifts AllNC fell behind logit adjustment. Why?
 * its balanced branch re-draws each minority digit's five signals until they are memorised
 - P2P diverges
 - HyCon needs augmentation
-> Shifted, every draw is a new view; the committed study shows AllNC gaining far more from the
-  shifts than logit adjustment.
+> Shifted, every draw is a new view; the studies in docs/studies show AllNC gaining far more
+  from the shifts than logit adjustment.
 ## 04-q11
 HyCon's positive for an anchor is:
 - another view of the same sample
@@ -400,6 +424,24 @@ The minority classes and the few-shot group are:
 - the same
 > Minority: the K - K//2 smallest classes; few: fewer than 20 images. CIFAR-10-LT at IR 100 has
   five minority classes and no few-shot class.
+## 05-q12
+Over the study records, runs with a lower MC_H than the other methods of their setting tended to
+be more accurate, with the same sign in every seed. What does that show?
+- that lowering MC_H raises accuracy | a correlation between recipes, which differ in how they
+  re-balance the classes as much as in their geometry
+* that geometry and accuracy go together across these methods; whether one causes the other is
+  untested
+- nothing: it is noise | it has the same sign in every seed
+> A cause needs an intervention that changes the geometry alone (P2P's weight swept with
+  everything else fixed, say); logit adjustment, more accurate than CE with classifiers as
+  squeezed, argues against the causal reading.
+## 05-q13
+A metric correlates with accuracy at r = -0.5. What share of the variance of accuracy does a
+straight line in the metric account for (a fraction)?
+= 0.25 ± 0.01
+~ 0.5 ± 0.01 | that is |r|; the share is r squared.
+~ -0.5 ± 0.01 | that is r itself; the share is r squared.
+> r^2 = 0.25: a quarter; three quarters of the differences in accuracy lie elsewhere.
 """
 
 
@@ -451,7 +493,7 @@ FURTHER_RESEARCH: dict[str, tuple[str, ...]] = {
     ),
     "02": (
         "Map the complete-collapse threshold against the weight decay (five values from 1e-3 "
-        "to 2e-2, ufm.imbalance_sweep and ufm.complete_collapse) and plot it.",
+        "to 2e-2, ufm.imbalance_sweep and geometry.complete_collapse) and plot it.",
         "Compare feature_penalty='class' and 'sample' at IR 1000: which squeezes the minority "
         "means? Relate it to the layer-peeled model and to SELI.",
         "Read Thrampoulidis et al. (2022), 'Imbalance trouble': what do SELI's norms say about "
@@ -460,8 +502,8 @@ FURTHER_RESEARCH: dict[str, tuple[str, ...]] = {
     "03": (
         "Recompute MC_H of the runs with global_mean='weighted': how much of the squeeze is "
         "the convention?",
-        "Is the trained CNN's squeeze direction or length? Measure the raw minority means' "
-        "cosines, norms, and cosines with their own classifier rows.",
+        "Vary cRT: its sampler's exponent q (0, 0.5, 1) and its epochs (1 to 30). How much "
+        "of the minority accuracy comes back with each, and what happens to the majority?",
         "Read Yang et al. (2022): what do they claim the fixed ETF gives, and what does this "
         "notebook add?",
     ),
@@ -475,6 +517,9 @@ FURTHER_RESEARCH: dict[str, tuple[str, ...]] = {
         "class-balanced batches, compare the shot groups.",
         "On a GPU, run CIFAR-100-LT and compare your LDAM-DRW with Cao et al. (2019).",
         "Tabulate every method by shot group: which group does each remedy help?",
+        "Test the causal reading of the synthesis: train AllNC with lambda_p = 0, 0.03, 0.1, "
+        "0.3 and 1, everything else fixed, over three seeds; plot MC_H and minority accuracy "
+        "against lambda_p.",
     ),
 }
 

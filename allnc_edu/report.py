@@ -355,10 +355,9 @@ def build_report(
                 "ratio 1 and climb to 1, complete minority collapse, past a threshold ratio "
                 "(shaded); the minority classifier norms fall below the majority's (lower panel). "
                 "With a fixed ETF classifier, MC_W stays on the ETF line while MC_H, a cosine of "
-                "centred means, still climbs. In this model the raw minority means keep their "
-                "directions, on their own classifier rows, and only shorten; subtracting the "
-                "global mean from means of unequal length turns that shortening into the squeeze "
-                "of the centred means (notebook 02 measures both)."
+                "centred means, climbs: the raw minority means keep their directions, on their "
+                "own classifier rows, and only shorten, and centring on the global mean turns "
+                "that shortening into the squeeze of the centred means (notebook 02)."
             ),
         ]
         parts += [embed(fig) for fig in sweep_figures(sweeps).values()]

@@ -59,3 +59,51 @@ def test_features_collapse_before_the_means_reach_the_etf(results):
     assert later["nc1"] < 1e-3  # features already on their means ...
     assert later["etf_distance_means"] > 0.1  # ... while the means are not yet an ETF
     assert first["etf_distance_means"] > later["etf_distance_means"]
+
+
+def test_the_student_run_reports_every_exercise_not_attempted(results):
+    verdicts = {v["id"]: v["verdict"] for v in results["verdicts"]}
+    expected = {"01-etf", "01-etf-angle", "01-cosines", "01-nc1", "01-predict-order"}
+    assert expected <= set(verdicts)
+    assert all(verdict is None for verdict in verdicts.values())
+
+
+def test_the_norm_ratio_is_sqrt_k_for_the_means_and_one_over_sqrt_n_for_the_sum(results):
+    k, n = results["num_classes"], results["samples_per_class"]
+    rows = {row["key"]: row for row in results["penalties"]}
+    assert set(rows) == {"class", "sample", "sample_sum"}
+    for row in rows.values():
+        assert row["converged"] and row["etf_distance_means"] < 1e-5  # the same ETF shape
+        assert row["ratio"] == pytest.approx(row["closed_form"], rel=1e-5)
+    assert rows["class"]["ratio"] == pytest.approx(math.sqrt(k), rel=1e-5)
+    assert rows["sample"]["ratio"] == pytest.approx(math.sqrt(k), rel=1e-5)  # same at balance
+    assert rows["sample_sum"]["ratio"] == pytest.approx(1 / math.sqrt(n), rel=1e-5)
+    assert rows["sample_sum"]["ratio"] < 1  # with the sum, the means are the shorter arrows
+
+
+def test_only_the_final_3d_view_is_exact(results):
+    """The prose: early snapshots are projections (d = K = 4), the end is exact."""
+    assert results["views_exact"][0] is False
+    assert results["views_exact"][-1] is True
+
+
+def test_the_centring_convention_moves_mc_h_and_nc3_not_mc_w(results):
+    c = results["centring"]
+    assert c["counts"][0] > c["counts"][-1]  # imbalanced, or the two means coincide
+    balanced, weighted = c["balanced"], c["weighted"]
+    assert weighted["mc_means"] > balanced["mc_means"] + 0.3  # "much larger"
+    assert weighted["self_duality"] > balanced["self_duality"] + 0.3
+    assert weighted["mc_weights"] == pytest.approx(balanced["mc_weights"], abs=1e-12)
+
+
+def test_the_real_network_moves_towards_collapse_but_stays_far_from_it(results):
+    cnn, ufm_nc1 = results["cnn"], results["final"]["nc1"]
+    start, end = cnn["start"], cnn["end"]
+    assert len(set(cnn["counts"])) == 1  # balanced MNIST-1D
+    assert start["epoch"] < end["epoch"] == cnn["epochs"]
+    assert end["nc1"] < start["nc1"] / 10  # "falls by more than a factor of ten"
+    assert end["self_duality"] < start["self_duality"]  # "the gap shrinks"
+    assert end["ncc_agreement"] > start["ncc_agreement"]  # "more and more samples"
+    for key in ("etf_distance_means", "etf_distance_weights", "self_duality"):
+        assert end[key] > 0.1, key  # "well above zero"
+    assert end["nc1"] > 1e6 * max(ufm_nc1, 1e-300)  # "nowhere near the UFM's"
