@@ -25,6 +25,7 @@ _SUBMODULES = (
     "cli",
     "config",
     "data",
+    "decouple",
     "demo",
     "devices",
     "diagnose_collapse",

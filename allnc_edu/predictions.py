@@ -223,9 +223,10 @@ _PREDICTIONS = (
             "data, as if they had more data, not less",
         },
         _observe_squeeze,
-        "with 5 signals against 500, the minority classes contribute little to the loss; the "
-        "network spends little of its feature space separating them, so their centred means "
-        "bunch together (and so do their classifier rows, MC_W).",
+        "with 5 signals against 500, the minority classes contribute little to the loss: their "
+        "class means come out shorter and less distinct, and centred on the global mean they "
+        "bunch together (so do their classifier rows, MC_W). Whether that squeeze is length or "
+        "direction, MC_H alone cannot say: the notebook measures it.",
         ("In notebook 02 the UFM's minority means followed the classifiers as the ratio grew.",),
     ),
     _choice(
@@ -245,8 +246,8 @@ _PREDICTIONS = (
         "the classifier cannot squeeze, but the minority features still get little training "
         "signal and their means stay short; centred on the global mean, they point close "
         "together and away from their fixed rows, so self-duality (NC3) breaks: the observation "
-        "AllNC starts from. Whether that squeeze is length or direction, only the raw means can "
-        "tell (notebook 02: in the UFM it is length alone).",
+        "AllNC starts from. Whether that squeeze is length or direction, the raw and the "
+        "normalised means tell (notebook 02: in the UFM it is length alone).",
         ("Notebook 02's teaser: fixing W held the classifier, not the centred means.",),
     ),
     Prediction(
