@@ -62,6 +62,7 @@ _SUBMODULES = (
     "squeeze",
     "stream",
     "study",
+    "synthesis",
     "sweep_figures",
     "train",
     "ufm",

@@ -188,6 +188,8 @@ def run_study(
     recipe = {**FALLBACK_RECIPE, **recipe_for(dataset)}
     settings = {**{k: recipe[k] for k in RECIPE_SETTINGS if k != "metrics_every"}, **settings}
     settings.setdefault("metrics_every", settings["epochs"])  # only the last epoch, by default
+    if "device" in settings:  # a torch.device is recorded by its name
+        settings["device"] = str(settings["device"])
     record = json.loads(json.dumps({
         "command": command,
         "settings": {"dataset": dataset, "profile": profile, "imbalance_ratio": imbalance_ratio,

@@ -80,3 +80,22 @@ def test_every_public_module_loads_as_an_attribute_of_the_package() -> None:
 
     public = {p.stem for p in PACKAGE.glob("*.py") if not p.stem.startswith("_")}
     assert set(allnc_edu._SUBMODULES) == public
+
+
+def test_modules_and_functions_stay_small() -> None:
+    """No module over 600 lines, no function over 100 (its docstring left out)."""
+    long = []
+    for path in PACKAGE.glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        if len(text.splitlines()) > 600:
+            long.append(f"{path.name}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                body = node.body
+                docstring = isinstance(body[0], ast.Expr) and isinstance(
+                    getattr(body[0], "value", None), ast.Constant
+                )
+                start = body[1].lineno if docstring and len(body) > 1 else body[0].lineno
+                if node.end_lineno - start + 1 > 100:
+                    long.append(f"{path.name}: {node.name}() {node.end_lineno - start + 1} lines")
+    assert long == []
