@@ -43,9 +43,9 @@
 # **Before you start**: notebooks 01 and 02 (NC1-NC4, the simplex ETF, MC_W and MC_H, the
 # unconstrained-features model); PyTorch and training a classifier with SGD.
 #
-# **Time**: about 45 minutes with the exercises and the questionnaire. The code runs in 3 to 5
-# minutes at its defaults on a 2-core CPU, almost all of it the training before the first
-# results (`SMOKE = True`: about a minute).
+# **Time**: about 45 minutes with the exercises and the questionnaire. The code runs in about
+# two minutes at its defaults on an idle 2-core CPU (longer on a busy one), almost all of it the
+# training before the first results (`SMOKE = True`: under a minute).
 
 # %% tags=["for-tests"]
 # Setup. On Colab, install allnc_edu from its repository; Colab's own torch is kept.

@@ -40,8 +40,8 @@
 # [MC_W](../docs/glossary.md#mc_w) and [MC_H](../docs/glossary.md#mc_h); cross-entropy and SGD
 # in PyTorch.
 #
-# **Time.** About an hour with the exercises. The cells run for about two and a half minutes
-# on a 2-core CPU, nearly all of it in the one cell that trains the sixteen runs.
+# **Time.** About an hour with the exercises. The cells run for about two minutes on an idle
+# 2-core CPU, nearly all of it in the one cell that trains the sixteen runs.
 #
 # **A reconstruction.** AllNC here is a documented reconstruction of the paper's method, not
 # the authors' code: the paper's exact equations were not available, so each component below
