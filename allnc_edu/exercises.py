@@ -79,7 +79,7 @@ def _explore(
     return _exercise(exercise_id, "explore", title, prompt, check, hints, solution)
 
 
-_P2P_BLANK = "def p2p(means, weight):\n    return ...  # YOUR CODE HERE\nanswer = p2p"
+_P2P_BLANK = "def p2p(means, weight):\n    return ...  # YOUR CODE HERE\n\n\nanswer = p2p"
 
 _EXERCISES = (
     _exercise(

@@ -299,20 +299,18 @@ class Exercise:
         except Exception as error:  # a check never raises: the student's cell must run on
             return False, f"could not check your answer ({type(error).__name__}: {error})."
 
-    def hint(self, level: int | None = None) -> str:
-        """Print and return a hint: the next level on each call, or level ``level`` (from 1)."""
+    def hint(self, level: int | None = None) -> None:
+        """Print a hint: the next level on each call, or level ``level`` (from 1). Nothing is
+        returned, so a notebook shows the hint once."""
         if level is None:
             self._hints_shown = min(self._hints_shown + 1, len(self.hints))
             level = self._hints_shown
         level = min(max(int(level), 1), len(self.hints))
-        text = f"Hint {level} of {len(self.hints)}: {self.hints[level - 1]}"
-        print(text)
-        return text
+        print(f"Hint {level} of {len(self.hints)}: {self.hints[level - 1]}")
 
-    def solution(self) -> str:
-        """Print and return the solution (code or reasoning)."""
+    def solution(self) -> None:
+        """Print the solution (code or reasoning)."""
         print(self.solution_text)
-        return self.solution_text
 
     def reference(self) -> Any:
         """An answer that this exercise's check accepts (what a correct student passes)."""

@@ -250,9 +250,10 @@ schedule.show()
 # $T = 20$ epochs, at $t = 0, 1, \dots, T$ (21 values).
 
 # %%
+T = 20  # epochs
+t = torch.arange(T + 1)  # 0, 1, ..., T
 ### BEGIN SOLUTION
-T = 20
-answer = 1 - (torch.arange(T + 1) / T) ** 2
+answer = 1 - (t / T) ** 2
 ### END SOLUTION
 EXERCISES["04-gbbn-alpha"].check(answer)
 # EXERCISES["04-gbbn-alpha"].hint()   # EXERCISES["04-gbbn-alpha"].solution()
