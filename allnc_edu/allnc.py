@@ -107,12 +107,12 @@ class AllNCConfig:
     hycon: bool = setting(
         True,
         "HyCon, the hybrid contrastive loss pulling each sample to its "
-        "class mean (NC1); off: the ablation without it",
+        "class mean (NC1, variability collapse); off: the ablation without it",
     )
     p2p: bool = setting(
         True,
-        "P2P, the peer-to-peer loss aligning centred class means with "
-        "the classifier rows at the ETF angle (NC2, NC3); off: without it",
+        "P2P, the peer-to-peer loss aligning centred class means with the classifier rows at the "
+        "simplex-ETF angle (NC2, the ETF; NC3, self-duality); off: without it",
     )
     gbbn: bool = setting(
         True,
@@ -131,7 +131,7 @@ class AllNCConfig:
     gamma: float = setting(
         0.5,
         "GBBN's schedule exponent: the conventional branch's weight is "
-        "alpha = 1 - (t/T)^gamma (2: BBN's parabola)",
+        "alpha = 1 - (t/T)^gamma (2: the parabola of BBN, the bilateral-branch network)",
         low=0,
         include_low=False,
         reconstructed=True,

@@ -227,8 +227,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     methods = "\n".join(f"  {name:9s} {spec.help}" for name, spec in METHODS.items())
     train = sub.add_parser(
         "train",
-        help="train one method and report accuracy and NC metrics",
-        description=f"Train one method and report accuracy and NC metrics.\n\nmethods:\n{methods}",
+        help="train one method and report accuracy and the neural-collapse (NC) metrics",
+        description="Train one method and report accuracy and the neural-collapse (NC) metrics."
+        f"\n\nmethods:\n{methods}",
         formatter_class=Formatter,
     )
     _add_data(train)
@@ -280,7 +281,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     evaluate = sub.add_parser(
         "evaluate",
-        help="score a saved run's checkpoint: accuracy and NC metrics, on one process",
+        help="score a saved run's checkpoint: accuracy and neural-collapse metrics, on one process",
         description="Load the checkpoint of a run written by `train --out DIR`, rebuild its data\n"
         "set and method from the settings it records, and measure on one process what its\n"
         "epochs report: accuracy (overall, many/medium/few shots, minority, per class),\n"

@@ -190,7 +190,7 @@ CE = MethodSpec(
     CrossEntropy,
     CrossEntropy,
     "CE",
-    "cross-entropy with a learned linear classifier",
+    "cross-entropy (CE) with a learned linear classifier",
     "plain cross-entropy with a learned linear classifier: the baseline that collapses",
 )
 LA = MethodSpec(
@@ -208,7 +208,7 @@ LDAM_DRW = MethodSpec(
     LDAMDRW,
     LDAMDRW,
     "LDAM-DRW",
-    "LDAM loss with deferred re-weighting (Cao et al. 2019)",
+    "label-distribution-aware margin (LDAM) loss with deferred re-weighting (DRW; Cao et al. 2019)",
     "label-distribution-aware margins with deferred re-weighting (Cao et al. 2019)",
     needs_counts=True,
 )
@@ -217,7 +217,8 @@ ETF_DR = MethodSpec(
     ETFDotRegression,
     ETFDotRegression,
     "ETF + DR",
-    "a fixed simplex-ETF classifier trained with dot regression (Yang et al. 2022)",
+    "a classifier fixed to a simplex equiangular tight frame (ETF), trained with dot "
+    "regression (Yang et al. 2022)",
     "the classifier fixed to a simplex ETF, trained with dot regression (Yang et al. "
     "2022): the classifier-only fix",
 )
