@@ -358,7 +358,7 @@ def changes(
 
 
 def strength(r: float | None) -> str:
-    """A word for |r|: "no" (< 0.1), "weak" (< 0.3), "moderate" (< 0.6) or "strong"."""
+    """A word for the size of ``r``: "no" (< 0.1), "weak" (< 0.3), "moderate" (< 0.6), "strong"."""
     if r is None:
         return "no measurable"
     size = abs(r)

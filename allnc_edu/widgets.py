@@ -41,8 +41,9 @@ from .fmt import fixed, plural
 
 BACKENDS = ("figurewidget", "static")
 ENV_BACKEND = "ALLNC_EDU_WIDGET_BACKEND"
-#: The explorer's unconstrained-features runs (label, key): not training methods (``methods``),
-#: but ``ufm.simulate``'s learned classifier, fixed ETF classifier and CE with the P2P term.
+#: The explorer's unconstrained-features runs, each a pair of what the menu shows and its key.
+#: Not training methods (``methods``), but ``ufm.simulate``'s learned classifier, fixed ETF
+#: classifier and CE with the P2P term.
 UFM_RUNS = (("CE", "ce"), ("fixed ETF classifier", "etf"), ("CE + P2P", "p2p"))
 WEIGHT_DECAY_RANGE = (1e-4, 1e-1)  # the weight-decay slider's range (lambda_W = lambda_H)
 

@@ -14,6 +14,7 @@ import textwrap
 import time
 
 import pytest
+import torch
 from _cli import fails
 
 from allnc_edu.__main__ import main
@@ -59,8 +60,18 @@ def _agree(folder) -> None:
     assert json.loads((folder / "history.json").read_text()) == json.loads(state["history"])
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """This process trains with one thread, as the killed children do: a sum split over other
+    thread counts rounds differently, and bit-identical is the claim tested here."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
+def uninterrupted(one_thread, tmp_path_factory):
     out = tmp_path_factory.mktemp("whole") / "run"
     assert main(["train", *TINY, "--out", str(out)]) == 0
     return out
