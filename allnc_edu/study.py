@@ -295,11 +295,12 @@ def _interrupted(
 
 def summarize(runs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     """``{method: {KEY_mean, KEY_std for every ``AVERAGED`` key and every metric of
-    ``measures.METRICS``, samples_seen, seeds}}``.
+    ``measures.METRICS``, samples_seen, train_s, seeds}}``.
 
     Means and standard deviations (sample std, 0 for one seed) over the runs of each method,
     in the order the methods first appear; a value missing from a run (None) is left out;
-    ``seeds`` lists the distinct seeds.
+    ``train_s`` is the mean training time of a run in seconds; ``seeds`` lists the distinct
+    seeds.
     """
     out: dict[str, dict[str, Any]] = {}
     for name in dict.fromkeys(r["method"] for r in runs):
@@ -310,6 +311,8 @@ def summarize(runs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
             row[f"{key}_mean"] = statistics.fmean(values) if values else None
             row[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
         row["samples_seen"] = round(statistics.fmean(r["samples_seen"] for r in mine))
+        times = [r["train_s"] for r in mine if r.get("train_s") is not None]
+        row["train_s"] = statistics.fmean(times) if times else None
         row["seeds"] = sorted({r["seed"] for r in mine})
         out[name] = row
     return out
@@ -348,6 +351,33 @@ def study_rows(summary: Mapping[str, Mapping[str, Any]]) -> list[list[str]]:
         rows.append([name, _pm(row, "accuracy"), _pm(row, "minority_accuracy"), *metrics,
                      f"{row['samples_seen']:,}", str(len(row["seeds"]))])  # fmt: skip
     return rows
+
+
+def detail_rows(summary: Mapping[str, Mapping[str, Any]]) -> list[list[str]]:
+    """Every number of a study with its spread: a header row, then one row per method with the
+    accuracy overall, by shot group and on the minority classes, then each ``TABLE_METRICS``,
+    all as mean ± std over seeds, then samples seen, hours of training per run and the seeds."""
+    shots = ("accuracy", "many", "medium", "few", "minority_accuracy")
+    head = ["accuracy", "many-shot", "medium-shot", "few-shot", "minority acc"]
+    rows = [["method", *head, *(METRICS[m].label for m in TABLE_METRICS),
+             "samples seen", "hours per run", "seeds"]]  # fmt: skip
+    for name, row in summary.items():
+        metrics = []
+        for m in TABLE_METRICS:
+            fmt = "+.3f" if METRICS[m].signed else ".3f"
+            mean = row.get(f"{m}_mean")
+            metrics.append("-" if mean is None else
+                           f"{mean:{fmt}} ± {row[f'{m}_std']:.3f}")  # fmt: skip
+        hours = row.get("train_s")
+        rows.append([name, *(_pm(row, k) for k in shots), *metrics, f"{row['samples_seen']:,}",
+                     _num(None if hours is None else hours / 3600, ".1f"),
+                     ", ".join(map(str, row["seeds"]))])  # fmt: skip
+    return rows
+
+
+def detail_html(summary: Mapping[str, Mapping[str, Any]], *, caption: str | None = None) -> str:
+    """An HTML table of :func:`detail_rows` (display it with ``IPython.display.HTML``)."""
+    return _html_table(detail_rows(summary), caption)
 
 
 def study_table(summary: Mapping[str, Mapping[str, Any]]) -> str:

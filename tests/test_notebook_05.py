@@ -45,7 +45,7 @@ def _by_pair(table: list[dict]) -> dict[tuple[str, str], dict]:
 
 
 def test_every_method_has_finite_numbers(results):
-    assert set(results) == {*METHODS, "_meta", "_synthesis", "verdicts"}
+    assert set(results) == {*METHODS, "_meta", "_synthesis", "_cifar", "verdicts"}
     for name in METHODS:
         for field in FIELDS:
             value = results[name][field]
@@ -175,6 +175,24 @@ def test_quoted_validation_numbers_match_method_md():
     assert row("step: AllNC without GBBN")[1] == 0.0
     prose = _prose()
     assert "3.1 points ahead of full AllNC on the step profile and 5.4 behind" in prose
+
+
+def test_the_cifar_tables_show_what_the_committed_records_hold(results):
+    """Each schedule's table is the summary of its record files, every seed pooled."""
+    from allnc_edu.study import read_studies
+
+    shown = results["_cifar"]
+    for name, pattern in (("5 epochs", "5ep*"), ("30 epochs", "30ep*")):
+        paths = sorted((ROOT / "docs/studies").glob(f"cifar10-jpeg-exp-ir100-test-{pattern}.json"))
+        if not paths:
+            assert name not in shown
+            continue
+        summary = read_studies(paths)[0]
+        assert set(shown[name]) == set(summary) & {"ce", "la", "la-2x", "allnc"}
+        for method, row in shown[name].items():
+            assert row["accuracy_mean"] == pytest.approx(summary[method]["accuracy_mean"])
+            assert row["seeds"] == summary[method]["seeds"]
+    assert shown["5 epochs"]["allnc"]["seeds"] == [0, 1]  # both seeds of every 5-epoch file
 
 
 def test_the_lesson_around_the_notebook():

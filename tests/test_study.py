@@ -12,6 +12,7 @@ from allnc_edu.__main__ import main
 from allnc_edu.methods import VARIANTS, make_method, variant
 from allnc_edu.models import MLP
 from allnc_edu.study import (
+    detail_rows,
     gap_html,
     gap_rows,
     parse_sets,
@@ -86,6 +87,21 @@ def test_summary_is_mean_and_sample_std_over_seeds():
     assert row["accuracy_std"] == pytest.approx(0.1414213562)
     assert row["minority_accuracy_std"] == 0.0 and row["samples_seen"] == 10
     assert "70.0 ± 14.1%" in study_table({"a": row})
+
+
+def test_detail_rows_give_every_number_with_its_spread():
+    runs = [
+        {"method": "a", "seed": s, "accuracy": acc, "many": 0.9, "medium": 0.5, "few": None,
+         "minority_accuracy": 0.25, "mc_means": mc, "mc_weights": -0.1, "nc1": 2.0,
+         "self_duality": 0.4, "samples_seen": 10, "train_s": t}
+        for s, acc, mc, t in [(0, 0.6, -0.2, 3600.0), (1, 0.8, 0.0, 10800.0)]
+    ]  # fmt: skip
+    head, row = detail_rows(summarize(runs))
+    cells = dict(zip(head, row, strict=True))
+    assert cells["accuracy"] == "70.0 ± 14.1%" and cells["many-shot"] == "90.0 ± 0.0%"
+    assert cells["few-shot"] == "-"  # no few-shot class in either run
+    assert cells["MC_H"] == "-0.100 ± 0.141" and cells["NC1"] == "2.000 ± 0.000"
+    assert cells["hours per run"] == "2.0" and cells["seeds"] == "0, 1"
 
 
 def test_set_values_are_typed_and_checked():
