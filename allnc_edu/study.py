@@ -331,9 +331,20 @@ def read_studies(
     return summary, [record["command"] for record in records]
 
 
+def _spread(row: Mapping[str, Any]) -> bool:
+    """Whether ``row`` has a spread to show: one seed has none (not a spread of zero)."""
+    return len(row.get("seeds", ())) > 1
+
+
 def _pm(row: Mapping[str, Any], key: str) -> str:
     mean = row.get(f"{key}_mean")
-    return "-" if mean is None else f"{100 * mean:.1f} ± {100 * row[f'{key}_std']:.1f}%"
+    if mean is None:
+        return "-"
+    return (
+        f"{100 * mean:.1f} ± {100 * row[f'{key}_std']:.1f}%"
+        if _spread(row)
+        else f"{100 * mean:.1f}%"
+    )
 
 
 def _num(value: float | None, fmt: str) -> str:
@@ -356,7 +367,8 @@ def study_rows(summary: Mapping[str, Mapping[str, Any]]) -> list[list[str]]:
 def detail_rows(summary: Mapping[str, Mapping[str, Any]]) -> list[list[str]]:
     """Every number of a study with its spread: a header row, then one row per method with the
     accuracy overall, by shot group and on the minority classes, then each ``TABLE_METRICS``,
-    all as mean ± std over seeds, then samples seen, hours of training per run and the seeds."""
+    all as mean ± std over seeds (the mean alone for one seed), then samples seen, hours of
+    training per run and the seeds."""
     shots = ("accuracy", "many", "medium", "few", "minority_accuracy")
     head = ["accuracy", "many-shot", "medium-shot", "few-shot", "minority acc"]
     rows = [["method", *head, *(METRICS[m].label for m in TABLE_METRICS),
@@ -366,8 +378,8 @@ def detail_rows(summary: Mapping[str, Mapping[str, Any]]) -> list[list[str]]:
         for m in TABLE_METRICS:
             fmt = "+.3f" if METRICS[m].signed else ".3f"
             mean = row.get(f"{m}_mean")
-            metrics.append("-" if mean is None else
-                           f"{mean:{fmt}} ± {row[f'{m}_std']:.3f}")  # fmt: skip
+            spread = f" ± {row[f'{m}_std']:.3f}" if _spread(row) else ""
+            metrics.append("-" if mean is None else f"{mean:{fmt}}{spread}")
         hours = row.get("train_s")
         rows.append([name, *(_pm(row, k) for k in shots), *metrics, f"{row['samples_seen']:,}",
                      _num(None if hours is None else hours / 3600, ".1f"),

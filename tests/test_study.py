@@ -102,6 +102,9 @@ def test_detail_rows_give_every_number_with_its_spread():
     assert cells["few-shot"] == "-"  # no few-shot class in either run
     assert cells["MC_H"] == "-0.100 ± 0.141" and cells["NC1"] == "2.000 ± 0.000"
     assert cells["hours per run"] == "2.0" and cells["seeds"] == "0, 1"
+    head, row = detail_rows(summarize(runs[:1]))  # one seed: no spread, not a spread of zero
+    cells = dict(zip(head, row, strict=True))
+    assert cells["accuracy"] == "60.0%" and cells["MC_H"] == "-0.200" and cells["seeds"] == "0"
 
 
 def test_set_values_are_typed_and_checked():
