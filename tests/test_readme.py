@@ -45,6 +45,17 @@ def test_the_numbers_without_shifts_are_the_committed_studys() -> None:
     assert f"{100 * la:.1f}% against AllNC's {100 * allnc:.1f}%" in README
 
 
+def test_the_cifar_numbers_are_the_committed_studys() -> None:
+    summary = _summary("cifar10-jpeg-exp-ir100-test-30ep.json")
+    assert summary["allnc"]["seeds"] == [0]  # README says "seed 0 so far"
+    allnc, la, la2 = (summary[m] for m in ("allnc", "la", "la-2x"))
+    pct = {m: [f"{100 * r[k]:.1f}%" for k in ("accuracy_mean", "minority_accuracy_mean")]
+           for m, r in (("allnc", allnc), ("la", la), ("la-2x", la2))}  # fmt: skip
+    assert f"{pct['allnc'][0]} test accuracy and {pct['allnc'][1]} on" in README
+    assert f"logit adjustment's {pct['la'][0]} and {pct['la'][1]}" in README
+    assert f"samples, {pct['la-2x'][0]} and {pct['la-2x'][1]};" in README
+
+
 def test_the_main_jobs_time_is_stated_once_with_its_machine() -> None:
     assert "DEMO_TIME" not in README and "under a minute" not in README
     assert README.count("measured on") >= 1
