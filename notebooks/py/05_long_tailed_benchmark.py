@@ -303,7 +303,9 @@ display(HTML(report.reference_table(runs, data.name, IMBALANCE_RATIO)))
 # compression changes the images, so these accuracies compare the methods with each other,
 # not with published CIFAR-10-LT numbers. The records and their command lines are in
 # `docs/studies/`; [docs/results.md](../docs/results.md) reads them in full. A table shows
-# what its record holds so far: the seeds column says which runs have landed.
+# what its record holds so far: the seeds column says which runs have landed, and each gap is
+# over those seeds. *hours per run* is the training time a run recorded, which counts any time
+# its CPU was shared with other work (docs/results.md says which runs were).
 #
 # **Think first.** On MNIST-1D a longer schedule let logit adjustment catch up with AllNC.
 # Will AllNC's lead over LA-2X on images grow, hold or vanish from 5 to 30 epochs? And which
@@ -324,7 +326,7 @@ for name, pattern in CIFAR_STUDIES.items():
     caption = f"CIFAR-10 (JPEG copy), {name}, CPU, test set (mean ± std over seeds)"
     display(HTML(study.detail_html(cifar[name], caption=caption)))
 if cifar:
-    caption = "AllNC minus LA and minus LA-2X, percentage points, by schedule"
+    caption = "AllNC minus LA and minus LA-2X, percentage points, by schedule (its seeds)"
     display(HTML(study.gap_html(cifar, caption=caption)))
 else:
     print(f"no CIFAR study record under {STUDY_DIR} (an installed package has no docs/)")
