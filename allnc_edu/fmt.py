@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import math
+from collections.abc import Sequence
 
 
 def fixed(value: float | None, decimals: int = 3, *, signed: bool = False) -> str:
@@ -16,6 +18,17 @@ def fixed(value: float | None, decimals: int = 3, *, signed: bool = False) -> st
     if round(value, decimals) == 0:
         value = 0.0
     return f"{value:{'+' if signed and value != 0 else ''}.{decimals}f}"
+
+
+def html_table(rows: Sequence[Sequence[str]], caption: str | None = None) -> str:
+    """An HTML table of text cells: ``rows[0]`` the header, the rest the body, every cell
+    escaped (display it with ``IPython.display.HTML``)."""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in rows[0])
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows[1:]
+    )
+    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def plural(count: int, word: str, many: str | None = None) -> str:

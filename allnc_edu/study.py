@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import html
 import json
 import os
 import statistics
@@ -36,6 +35,7 @@ from .checkpoint import OutDirError, check_writable_dir, hold_lock, write_json
 from .config import FALLBACK_RECIPE, RECIPE_SETTINGS
 from .data import load_dataset, recipe_for
 from .experiments import run_method
+from .fmt import html_table
 from .measures import METRICS
 from .methods import ALLNC, CE, LA, Variant, method_options, variant
 from .records import RunResult
@@ -389,7 +389,7 @@ def detail_rows(summary: Mapping[str, Mapping[str, Any]]) -> list[list[str]]:
 
 def detail_html(summary: Mapping[str, Mapping[str, Any]], *, caption: str | None = None) -> str:
     """An HTML table of :func:`detail_rows` (display it with ``IPython.display.HTML``)."""
-    return _html_table(detail_rows(summary), caption)
+    return html_table(detail_rows(summary), caption)
 
 
 def study_table(summary: Mapping[str, Mapping[str, Any]]) -> str:
@@ -403,7 +403,7 @@ def study_table(summary: Mapping[str, Mapping[str, Any]]) -> str:
 
 def study_html(summary: Mapping[str, Mapping[str, Any]], *, caption: str | None = None) -> str:
     """An HTML table of :func:`study_rows` (display it with ``IPython.display.HTML``)."""
-    return _html_table(study_rows(summary), caption)
+    return html_table(study_rows(summary), caption)
 
 
 def gap_rows(
@@ -434,13 +434,4 @@ def gap_html(
     caption: str | None = None,
 ) -> str:
     """An HTML table of :func:`gap_rows`."""
-    return _html_table(gap_rows(summaries, method, rivals), caption)
-
-
-def _html_table(rows: Sequence[Sequence[str]], caption: str | None) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in rows[0])
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows[1:]
-    )
-    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
-    return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return html_table(gap_rows(summaries, method, rivals), caption)

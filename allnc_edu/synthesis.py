@@ -25,7 +25,6 @@ method contrasts that test the causal reading beside it.
 
 from __future__ import annotations
 
-import html
 import json
 import math
 import statistics
@@ -39,7 +38,7 @@ from plotly.subplots import make_subplots
 
 from .config import FALLBACK_RECIPE
 from .data import recipe_for
-from .fmt import fixed, plural
+from .fmt import fixed, html_table, plural
 from .measures import METRICS
 from .methods import ALLNC, CE, ETF_DR, LA, LDAM_DRW
 from .study import read_record
@@ -329,13 +328,7 @@ def correlation_rows(table: Sequence[Mapping[str, Any]]) -> list[list[str]]:
 
 def correlation_html(table: Sequence[Mapping[str, Any]], *, caption: str | None = None) -> str:
     """An HTML table of :func:`correlation_rows`."""
-    rows = correlation_rows(table)
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in rows[0])
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows[1:]
-    )
-    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
-    return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return html_table(correlation_rows(table), caption)
 
 
 def changes(

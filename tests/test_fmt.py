@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from allnc_edu.fmt import fixed, plural
+from allnc_edu.fmt import fixed, html_table, plural
 
 
 @pytest.mark.parametrize(
@@ -29,3 +29,12 @@ def test_plural() -> None:
     assert plural(1, "step") == "1 step"
     assert plural(2, "step") == "2 steps"
     assert plural(0, "class", "classes") == "0 classes"
+
+
+def test_html_table_escapes_every_cell_and_the_caption():
+    page = html_table([["a<b", "c"], ["1 & 2", "3"]], caption="x > y")
+    assert page == (
+        "<table><caption>x &gt; y</caption><thead><tr><th>a&lt;b</th><th>c</th></tr></thead>"
+        "<tbody><tr><td>1 &amp; 2</td><td>3</td></tr></tbody></table>"
+    )
+    assert "<caption>" not in html_table([["h"]])
