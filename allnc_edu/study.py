@@ -351,14 +351,23 @@ def _num(value: float | None, fmt: str) -> str:
     return "-" if value is None else format(value, fmt)
 
 
+def _metric(row: Mapping[str, Any], name: str, *, spread: bool = False) -> str:
+    """Metric ``name``'s mean in ``row`` (with a sign where its spec asks), and ± its std when
+    ``spread``; "-" when no run measured it."""
+    mean = row.get(f"{name}_mean")
+    if mean is None:
+        return "-"
+    text = format(mean, "+.3f" if METRICS[name].signed else ".3f")
+    return f"{text} ± {row[f'{name}_std']:.3f}" if spread else text
+
+
 def study_rows(summary: Mapping[str, Mapping[str, Any]]) -> list[list[str]]:
     """The table as text cells: a header row, then one row per method (accuracies as mean ±
     std over seeds, the ``TABLE_METRICS`` as means)."""
     labels = [METRICS[m].label for m in TABLE_METRICS]
     rows = [["method", "accuracy", "minority acc", *labels, "samples seen", "seeds"]]
     for name, row in summary.items():
-        metrics = [_num(row.get(f"{m}_mean"), "+.3f" if METRICS[m].signed else ".3f")
-                   for m in TABLE_METRICS]  # fmt: skip
+        metrics = [_metric(row, m) for m in TABLE_METRICS]
         rows.append([name, _pm(row, "accuracy"), _pm(row, "minority_accuracy"), *metrics,
                      f"{row['samples_seen']:,}", str(len(row["seeds"]))])  # fmt: skip
     return rows
@@ -374,12 +383,7 @@ def detail_rows(summary: Mapping[str, Mapping[str, Any]]) -> list[list[str]]:
     rows = [["method", *head, *(METRICS[m].label for m in TABLE_METRICS),
              "samples seen", "hours per run", "seeds"]]  # fmt: skip
     for name, row in summary.items():
-        metrics = []
-        for m in TABLE_METRICS:
-            fmt = "+.3f" if METRICS[m].signed else ".3f"
-            mean = row.get(f"{m}_mean")
-            spread = f" ± {row[f'{m}_std']:.3f}" if _spread(row) else ""
-            metrics.append("-" if mean is None else f"{mean:{fmt}}{spread}")
+        metrics = [_metric(row, m, spread=_spread(row)) for m in TABLE_METRICS]
         hours = row.get("train_s")
         rows.append([name, *(_pm(row, k) for k in shots), *metrics, f"{row['samples_seen']:,}",
                      _num(None if hours is None else hours / 3600, ".1f"),
