@@ -46,6 +46,8 @@ CELL_LIMIT_S = 120
 #: What a headless client may send a kernel while cells run: requests, never answers.
 REQUESTS = {"kernel_info_request", "execute_request", "shutdown_request"}
 PLOTLY_JSON = "application/vnd.plotly.v1+json"
+#: A cell's papermill status once the kernel has answered (before it, every cell is "pending").
+STARTED = {"running", "completed"}
 
 
 # --- the cause: what the client sends the kernel ---------------------------------------------
@@ -192,8 +194,26 @@ def _running_cell(path: Path) -> str:
     return "no cell running"
 
 
+def _kernel_answered(process: subprocess.Popen, out: Path, deadline: float) -> None:
+    """Wait until papermill's kernel runs a cell (its saved copy says so), the run ends, or the
+    deadline passes. A kernel that runs a cell has bound its ports."""
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            cells = nbformat.read(out, as_version=4).cells
+        except (OSError, ValueError):  # not saved yet, or caught mid-write
+            cells = []
+        if any(c.metadata.get("papermill", {}).get("status") in STARTED for c in cells):
+            return
+        time.sleep(0.2)
+
+
 def _one_round(folder: Path) -> list[float]:
-    """Notebook 02 ``COPIES`` times at once; each run's wall time, after checking it."""
+    """Notebook 02 ``COPIES`` times at once; each run's wall time, after checking it.
+
+    Each copy starts once the one before has its kernel: in separate papermill processes each
+    client picks its kernel's ports by binding and releasing them, and two kernels started
+    together can be handed the same port (nteract/papermill#239). That race is the harness's; in
+    JupyterLab one server picks every kernel's ports. The explorers still run all at once."""
     env = {**os.environ, "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
     start = time.monotonic()
     runs = []
@@ -203,6 +223,8 @@ def _one_round(folder: Path) -> list[float]:
         with log.open("w") as stderr:
             process = subprocess.Popen(command, env=env, stdout=stderr, stderr=stderr)
         runs.append((process, out, results, log))
+        if copy < COPIES - 1:
+            _kernel_answered(process, out, start + RUN_LIMIT_S)
     walls = []
     for copy, (process, out, results, log) in enumerate(runs):
         try:
